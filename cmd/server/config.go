@@ -1,0 +1,187 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything the environment sets. Only this file reads it.
+type config struct {
+	// DatabaseURL is DATABASE_URL, the Postgres connection string. Required.
+	DatabaseURL string
+
+	// HTTPAddr is HTTP_ADDR, the listen address. Default 127.0.0.1:8080.
+	HTTPAddr string
+
+	// AutoMigrate is AUTO_MIGRATE: serve applies pending migrations first,
+	// under an advisory lock. Default false.
+	AutoMigrate bool
+
+	// Workers is WORKERS, River's MaxWorkers for the default queue. Default
+	// 100 per CPU: workers are goroutines, and most tasks wait on I/O.
+	Workers int
+
+	// Queues is QUEUES, extra queues as "name=workers,name=workers". Tasks
+	// may only name the default queue and these. Default none.
+	Queues map[string]int
+
+	// RescueAfter is RESCUE_AFTER, River's RescueStuckJobsAfter: a task whose
+	// process died runs again after this. Default 2m.
+	RescueAfter time.Duration
+
+	// ShutdownTimeout is SHUTDOWN_TIMEOUT: on SIGTERM, running tasks have
+	// this long to finish before they are cancelled and go back to River.
+	// Default 30s.
+	ShutdownTimeout time.Duration
+
+	// AuthDisabled is AUTH_DISABLED. Handoff has no API keys yet, so /v1 is
+	// open either way; the variable is reserved by the contract.
+	AuthDisabled bool
+
+	// FetchCooldown is FETCH_COOLDOWN, River's minimum time between fetches
+	// of a queue; it caps throughput at Workers per cooldown. Default 10ms.
+	FetchCooldown time.Duration
+
+	// FetchPollInterval is FETCH_POLL_INTERVAL, how often River polls when
+	// no LISTEN/NOTIFY wake-up arrives. Default 1s.
+	FetchPollInterval time.Duration
+
+	// DBMaxConns is DB_MAX_CONNS, the connection pool's size. Default 40.
+	DBMaxConns int
+
+	// RequestTimeout is REQUEST_TIMEOUT, the most an API request may take
+	// before it fails with 503. Default 10s.
+	RequestTimeout time.Duration
+
+	// CompletedRetention is COMPLETED_RETENTION, how long River keeps a
+	// completed job's row before its cleaner deletes it; the tasks row stays.
+	// Default 24h.
+	CompletedRetention time.Duration
+
+	// LogLevel is LOG_LEVEL: debug, info, warn or error. Default info.
+	LogLevel slog.Level
+
+	// LogFormat is LOG_FORMAT: json or text. Default json.
+	LogFormat string
+}
+
+// parseConfig reads the environment through getenv and reports every bad
+// value at once.
+func parseConfig(getenv func(string) string) (*config, error) {
+	p := envParser{getenv: getenv}
+	cfg := &config{
+		DatabaseURL:        getenv("DATABASE_URL"),
+		HTTPAddr:           p.str("HTTP_ADDR", "127.0.0.1:8080"),
+		AutoMigrate:        p.boolean("AUTO_MIGRATE", false),
+		Workers:            p.integer("WORKERS", 100*runtime.GOMAXPROCS(0), 1, 10_000),
+		Queues:             p.queues("QUEUES"),
+		RescueAfter:        p.duration("RESCUE_AFTER", 2*time.Minute),
+		ShutdownTimeout:    p.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		AuthDisabled:       p.boolean("AUTH_DISABLED", false),
+		FetchCooldown:      p.duration("FETCH_COOLDOWN", 10*time.Millisecond),
+		FetchPollInterval:  p.duration("FETCH_POLL_INTERVAL", time.Second),
+		DBMaxConns:         p.integer("DB_MAX_CONNS", 40, 4, 10_000),
+		RequestTimeout:     p.duration("REQUEST_TIMEOUT", 10*time.Second),
+		CompletedRetention: p.duration("COMPLETED_RETENTION", 24*time.Hour),
+		LogLevel:           p.level("LOG_LEVEL"),
+		LogFormat:          p.str("LOG_FORMAT", "json"),
+	}
+	if cfg.DatabaseURL == "" {
+		p.errs = append(p.errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff (`make run` starts a local Postgres and sets it)"))
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		p.errs = append(p.errs, fmt.Errorf("LOG_FORMAT=%q: must be json or text", cfg.LogFormat))
+	}
+	if cfg.FetchCooldown < time.Millisecond {
+		p.errs = append(p.errs, fmt.Errorf("FETCH_COOLDOWN=%s: must be at least 1ms", cfg.FetchCooldown))
+	}
+	if cfg.RescueAfter < time.Second {
+		p.errs = append(p.errs, fmt.Errorf("RESCUE_AFTER=%s: must be at least 1s", cfg.RescueAfter))
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, fmt.Errorf("bad configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// envParser reads typed variables and collects every error.
+type envParser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *envParser) str(name, def string) string {
+	if v := p.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *envParser) boolean(name string, def bool) bool {
+	raw := p.getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be true or false", name, raw))
+	}
+	return v
+}
+
+func (p *envParser) integer(name string, def, lo, hi int) int {
+	raw := p.getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil || v < lo || v > hi {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be an integer from %d to %d", name, raw, lo, hi))
+	}
+	return v
+}
+
+func (p *envParser) duration(name string, def time.Duration) time.Duration {
+	raw := p.getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := time.ParseDuration(raw)
+	if err != nil || v <= 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be a positive duration such as 30s or 2m", name, raw))
+	}
+	return v
+}
+
+func (p *envParser) level(name string) slog.Level {
+	var level slog.Level
+	if raw := p.getenv(name); raw != "" {
+		if err := level.UnmarshalText([]byte(raw)); err != nil {
+			p.errs = append(p.errs, fmt.Errorf("%s=%q: must be debug, info, warn or error", name, raw))
+		}
+	}
+	return level
+}
+
+func (p *envParser) queues(name string) map[string]int {
+	raw := p.getenv(name)
+	if raw == "" {
+		return nil
+	}
+	queues := map[string]int{}
+	for item := range strings.SplitSeq(raw, ",") {
+		queue, workers, ok := strings.Cut(strings.TrimSpace(item), "=")
+		n, err := strconv.Atoi(workers)
+		if !ok || queue == "" || err != nil || n < 1 || n > 10_000 {
+			p.errs = append(p.errs, fmt.Errorf("%s: %q must be name=workers, workers from 1 to 10000", name, item))
+			continue
+		}
+		queues[queue] = n
+	}
+	return queues
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/pgtest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+func envFunc(env map[string]string) func(string) string {
+	return func(name string) string { return env[name] }
+}
+
+// syncBuffer collects a program's output from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitReady polls /readyz until it answers 200, as a load balancer would.
+func waitReady(t *testing.T, base string, stillRunning func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		require.True(t, stillRunning(), "server exited before it was ready")
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/readyz", nil)
+		require.NoError(t, err)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("server never became ready")
+}
+
+type apiTask struct {
+	ID     int64           `json:"id"`
+	State  string          `json:"state"`
+	Result json.RawMessage `json:"result"`
+}
+
+func postTask(ctx context.Context, base, body string) (*apiTask, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tasks", strings.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, resp.StatusCode, err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return nil, resp.StatusCode, fmt.Errorf("status %d: %s", resp.StatusCode, raw)
+	}
+	var got apiTask
+	return &got, resp.StatusCode, json.Unmarshal(raw, &got)
+}
+
+func getTask(t *testing.T, base string, id int64) *apiTask {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, fmt.Sprintf("%s/v1/tasks/%d", base, id), nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var got apiTask
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	return &got
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+
+	addr := freeAddr(t)
+	base := "http://" + addr
+	env := map[string]string{
+		"DATABASE_URL": pgtest.NewDBURL(t),
+		"HTTP_ADDR":    addr,
+		"WORKERS":      "4",
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
+	exited := false
+	waitReady(t, base, func() bool {
+		select {
+		case err := <-done:
+			exited = true
+			t.Logf("run returned %v; stderr:\n%s", err, stderr.String())
+			return false
+		default:
+			return !exited
+		}
+	})
+	require.Contains(t, stdout.String(), "handoff: serving on "+base)
+
+	created, _, err := postTask(t.Context(), base, `{"kind": "sleep", "args": {"seconds": 0.1, "fail_times": 1}}`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return getTask(t, base, created.ID).State == "completed"
+	}, 30*time.Second, 50*time.Millisecond)
+	require.JSONEq(t, `{"slept_ms": 100, "attempt": 2}`, normalizeSleep(getTask(t, base, created.ID).Result))
+
+	// SIGTERM is a cancelled context: run stops gracefully and returns nil.
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(45 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	require.Contains(t, stderr.String(), `"msg":"stopped"`)
+}
+
+// normalizeSleep rounds slept_ms to the requested 100 ms, since a sleep
+// takes a little longer than asked.
+func normalizeSleep(raw json.RawMessage) string {
+	var r struct {
+		SleptMS int64 `json:"slept_ms"`
+		Attempt int   `json:"attempt"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return string(raw)
+	}
+	if r.SleptMS >= 100 && r.SleptMS < 1000 {
+		r.SleptMS = 100
+	}
+	out, _ := json.Marshal(r)
+	return string(out)
+}
+
+func TestServeRefusesOldSchema(t *testing.T) {
+	t.Parallel()
+
+	env := map[string]string{"DATABASE_URL": pgtest.NewEmptyDB(t), "HTTP_ADDR": freeAddr(t)}
+	err := run(t.Context(), []string{"serve"}, envFunc(env), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "database schema is at version 0 but this binary needs version")
+	require.ErrorContains(t, err, "migrate up")
+}
+
+func TestServeAutoMigrate(t *testing.T) {
+	t.Parallel()
+
+	addr := freeAddr(t)
+	env := map[string]string{"DATABASE_URL": pgtest.NewEmptyDB(t), "HTTP_ADDR": addr, "AUTO_MIGRATE": "true"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, envFunc(env), io.Discard, io.Discard) }()
+	waitReady(t, "http://"+addr, func() bool { return len(done) == 0 })
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+
+	env := map[string]string{"WORKERS": "lots", "RESCUE_AFTER": "soon", "AUTO_MIGRATE": "maybe", "QUEUES": "emails"}
+	err := run(t.Context(), []string{"serve"}, envFunc(env), io.Discard, io.Discard)
+	require.Error(t, err)
+	for _, want := range []string{"DATABASE_URL is not set", "WORKERS=\"lots\"", "RESCUE_AFTER=\"soon\"", "AUTO_MIGRATE=\"maybe\"", "QUEUES: \"emails\""} {
+		require.ErrorContains(t, err, want)
+	}
+
+	require.ErrorContains(t, run(t.Context(), []string{"fly"}, envFunc(nil), io.Discard, io.Discard), `unknown command "fly"`)
+	require.ErrorContains(t, run(t.Context(), []string{"migrate"}, envFunc(nil), io.Discard, io.Discard), "migrate needs a command")
+	require.ErrorContains(t, run(t.Context(), []string{"migrate", "status", "3"}, envFunc(nil), io.Discard, io.Discard), "takes no version")
+}
+
+func TestMigrateRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+
+	url := pgtest.NewEmptyDB(t)
+	env := envFunc(map[string]string{"DATABASE_URL": url})
+	migrateCmd := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		require.NoError(t, run(ctx, append([]string{"migrate"}, args...), env, &out, io.Discard), out.String())
+		return out.String()
+	}
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+	tables := func() int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'river%' OR tablename = 'tasks')").Scan(&n))
+		return n
+	}
+
+	out := migrateCmd("up")
+	require.Contains(t, out, "00009_tasks.sql")
+	require.Contains(t, migrateCmd("version"), "schema version 9 (this binary's latest: 9)")
+	require.Contains(t, migrateCmd("up"), "no migrations to apply")
+	status := migrateCmd("status")
+	require.Contains(t, status, "00001_")
+	require.NotRegexp(t, `(?m)^\d+\s+pending`, status)
+	require.Positive(t, tables())
+
+	migrateCmd("down")
+	require.Contains(t, migrateCmd("version"), "schema version 8")
+	migrateCmd("down", "0")
+	require.Zero(t, tables())
+	require.Contains(t, migrateCmd("version"), "schema version 0")
+
+	migrateCmd("up")
+	require.Contains(t, migrateCmd("version"), "schema version 9")
+	require.Positive(t, tables())
+}

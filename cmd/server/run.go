@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+const usage = `usage: server [command]
+
+commands:
+  serve                     HTTP API and River workers (the default)
+  migrate up [VERSION]      apply pending migrations (up to VERSION)
+  migrate down [VERSION]    roll back one migration (or down to VERSION; 0 empties the schema)
+  migrate status            list migrations and whether each is applied
+  migrate version           print the schema's current version
+
+configuration comes from the environment; see README.md.`
+
+// run is the whole program; main only supplies the process's context,
+// arguments, environment and output streams, so that tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		if len(args) > 0 {
+			return fmt.Errorf("serve takes no arguments, got %q\n%s", strings.Join(args, " "), usage)
+		}
+		return serve(ctx, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		_, err := fmt.Fprintln(stdout, usage)
+		return err
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/handoff/handoff/internal/httpapi"
+	"github.com/handoff/handoff/internal/task"
+	"github.com/handoff/handoff/jobs"
+)
+
+// serve runs the HTTP API and the River workers until ctx is cancelled, then
+// stops gracefully: HTTP first (no new tasks), then River (running tasks get
+// ShutdownTimeout to finish, then are cancelled and go back to River), then
+// the pool.
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	schema := newSchema(pool)
+	defer schema.Close()
+	if err := schema.prepare(ctx, logger, cfg.AutoMigrate); err != nil {
+		return err
+	}
+
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger, DB: pool})
+	workers, err := jobs.Workers(kinds)
+	if err != nil {
+		return err
+	}
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+	for name, n := range cfg.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
+	}
+	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		CompletedJobRetentionPeriod: cfg.CompletedRetention,
+		FetchCooldown:               cfg.FetchCooldown,
+		FetchPollInterval:           cfg.FetchPollInterval,
+		// River requires JobTimeout ≤ RescueStuckJobsAfter; kinds with long
+		// tasks set their own Timeout.
+		JobTimeout:           min(time.Minute, cfg.RescueAfter),
+		Logger:               logger,
+		Queues:               queues,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		SoftStopTimeout:      cfg.ShutdownTimeout,
+		Workers:              workers,
+	})
+	if err != nil {
+		return fmt.Errorf("create River client: %w", err)
+	}
+	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{Queues: slices.Collect(maps.Keys(queues))})
+
+	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
+		ReadyFunc:      schema.ready,
+		RequestTimeout: cfg.RequestTimeout,
+	})
+	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	// River runs on a context that the signal does not cancel: the stop
+	// order below decides when it stops.
+	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start River client: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(listener) }()
+
+	logger.InfoContext(ctx, "handoff serving",
+		slog.String("addr", listener.Addr().String()),
+		slog.Int("workers", cfg.Workers),
+		slog.Any("queues", slices.Sorted(maps.Keys(queues))),
+		slog.Duration("rescue_after", cfg.RescueAfter),
+		slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
+		slog.Int("db_max_conns", cfg.DBMaxConns),
+	)
+	fmt.Fprintf(stdout, "handoff: serving on http://%s\n", listener.Addr())
+
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("HTTP server: %w", err)
+	case <-ctx.Done():
+		logger.Info("shutting down: draining HTTP requests, then running tasks", slog.Duration("shutdown_timeout", cfg.ShutdownTimeout))
+	}
+	return errors.Join(err, shutdown(logger, srv, riverClient, cfg.ShutdownTimeout))
+}
+
+func shutdown(logger *slog.Logger, srv *http.Server, riverClient *river.Client[pgx.Tx], timeout time.Duration) error {
+	httpCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(httpCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+	}
+	// Stop waits for running tasks up to SoftStopTimeout, then cancels them;
+	// the extra time lets cancelled workers return and River record that.
+	riverCtx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
+	defer cancel()
+	if err := riverClient.Stop(riverCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stop River client: %w", err))
+	}
+	logger.Info("stopped")
+	return errors.Join(errs...)
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openPool connects to Postgres and checks that it answers, so that a wrong
+// DATABASE_URL fails at start-up with a clear message.
+func openPool(ctx context.Context, cfg *config) (*pgxpool.Pool, error) {
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", err)
+	}
+	poolCfg.MaxConns = int32(cfg.DBMaxConns) //nolint:gosec // bounded by parseConfig
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("cannot reach Postgres at %s:%d/%s: %w", poolCfg.ConnConfig.Host, poolCfg.ConnConfig.Port, poolCfg.ConnConfig.Database, err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/handoff/handoff/internal/task"
+)
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail"`
+	Instance string            `json:"instance,omitempty"`
+	Errors   map[string]string `json:"errors,omitempty"`
+}
+
+// requestError is a client mistake found by this package (a malformed body,
+// a bad path or query parameter), with the status that describes it.
+type requestError struct {
+	status int
+	detail string
+	fields map[string]string
+}
+
+func (e *requestError) Error() string { return e.detail }
+
+func badRequest(detail string) error {
+	return &requestError{status: http.StatusBadRequest, detail: detail}
+}
+
+// writeProblem is the only place an error becomes a response. Errors the
+// client can act on are shown as they are; anything else is logged with its
+// cause and shown as a generic 500 (or 503 when the database is unreachable
+// or too slow, which a client may retry).
+func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	p := problem{Type: "about:blank", Instance: r.URL.Path}
+
+	var (
+		reqErr      *requestError
+		validation  *task.ValidationError
+		maxBytesErr *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &reqErr):
+		p.Status, p.Detail, p.Errors = reqErr.status, reqErr.detail, reqErr.fields
+	case errors.As(err, &maxBytesErr):
+		p.Status = http.StatusRequestEntityTooLarge
+		p.Detail = "request body is larger than 1 MiB"
+	case errors.As(err, &validation):
+		p.Status, p.Detail, p.Errors = http.StatusUnprocessableEntity, "the request is invalid: "+validation.Error(), validation.Fields
+	case errors.Is(err, task.ErrNotFound):
+		p.Status, p.Detail = http.StatusNotFound, "no task has this id"
+	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case isUnavailable(err):
+		logger.WarnContext(r.Context(), "database unavailable", slog.String("path", r.URL.Path), slog.Any("error", err))
+		w.Header().Set("Retry-After", "1")
+		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is unavailable or too slow right now; retry shortly"
+	default:
+		logger.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+		p.Status, p.Detail = http.StatusInternalServerError, "an internal error occurred; it has been logged"
+	}
+	p.Title = http.StatusText(p.Status)
+
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	if err := json.NewEncoder(w).Encode(p); err != nil {
+		logger.DebugContext(r.Context(), "write problem", slog.Any("error", err))
+	}
+}
+
+// isUnavailable reports errors that mean the database could not be reached
+// or did not answer in time, as opposed to a bug.
+func isUnavailable(err error) bool {
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+		pgErr      *pgconn.PgError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &connectErr), errors.As(err, &netErr):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down or starting; 57014: statement timeout.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "57014"
+	default:
+		return pgconn.SafeToRetry(err)
+	}
+}
+
+// handleNotFound answers requests no route matches.
+func handleNotFound(logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, logger, &requestError{status: http.StatusNotFound, detail: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+}

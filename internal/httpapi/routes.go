@@ -1,0 +1,27 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/handoff/handoff/internal/task"
+)
+
+// addV1Routes lists the whole task API.
+func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service) {
+	mux.Handle("POST /v1/tasks", handleTaskCreate(logger, tasks))
+	mux.Handle("GET /v1/tasks", handleTaskList(logger, tasks))
+	mux.Handle("GET /v1/tasks/{id}", handleTaskGet(logger, tasks))
+	mux.Handle("POST /v1/tasks/{id}/cancel", handleTaskCancel(logger, tasks))
+	mux.Handle("POST /v1/tasks/{id}/retry", handleTaskRetry(logger, tasks))
+	mux.Handle("/", handleNotFound(logger))
+}
+
+// addRootRoutes lists the probes, outside /v1 so that no auth or body limit
+// ever stands between them and an orchestrator.
+func addRootRoutes(mux *http.ServeMux, logger *slog.Logger, ready func(context.Context) error) {
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", handleReadyz(logger, ready))
+	mux.Handle("/", handleNotFound(logger))
+}

@@ -1,0 +1,36 @@
+package task
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+)
+
+var (
+	// ErrNotFound means no task has the ID.
+	ErrNotFound = errors.New("task not found")
+
+	// ErrIdempotencyConflict means the idempotency key belongs to a task that
+	// was created from a different request.
+	ErrIdempotencyConflict = errors.New("idempotency key was already used with a different request")
+
+	// ErrJobDeleted means the task finished long enough ago that River's
+	// cleaner removed its job, so it can no longer be retried.
+	ErrJobDeleted = errors.New("task's job was removed after its retention period; submit a new task instead")
+)
+
+// ValidationError lists what is wrong with a request, by field. Field names
+// are the request's JSON names; args fields are prefixed "args.".
+type ValidationError struct {
+	Fields map[string]string
+}
+
+// Error lists the problems in a stable order.
+func (e *ValidationError) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for _, field := range slices.Sorted(maps.Keys(e.Fields)) {
+		parts = append(parts, field+": "+e.Fields[field])
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,437 @@
+package task_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/task"
+	"github.com/handoff/handoff/jobs"
+)
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	client *river.Client[pgx.Tx]
+	svc    *task.Service
+}
+
+// setup builds the real stack on a fresh database. With work set, River's
+// client runs workers, tuned to pick up and retry fast.
+func setup(t *testing.T, work bool) *testBundle {
+	t.Helper()
+	pool := pgtest.NewDB(t)
+	kinds := jobs.Kinds(jobs.Deps{DB: pool})
+	workers, err := jobs.Workers(kinds)
+	require.NoError(t, err)
+	cfg := &river.Config{
+		FetchCooldown:     5 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Logger:            pgtest.Logger(t),
+		Workers:           workers,
+	}
+	if work {
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
+	require.NoError(t, err)
+	if work {
+		require.NoError(t, client.Start(t.Context()))
+		t.Cleanup(func() {
+			// t.Context() is already cancelled here; Stop must wait for River.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			require.NoError(t, client.StopAndCancel(ctx))
+		})
+	}
+	return &testBundle{pool: pool, client: client, svc: task.NewService(pool, client, kinds, nil)}
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool) (tasks, jobRows int) {
+	t.Helper()
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM river_job)").Scan(&tasks, &jobRows))
+	return tasks, jobRows
+}
+
+func sleepArgs(seconds float64, failTimes int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"seconds": %g, "fail_times": %d}`, seconds, failTimes))
+}
+
+func waitForState(t *testing.T, svc *task.Service, id int64, want string) *task.Task {
+	t.Helper()
+	var got *task.Task
+	require.Eventually(t, func() bool {
+		var err error
+		got, err = svc.Get(t.Context(), id)
+		require.NoError(t, err)
+		return got.State == want
+	}, 60*time.Second, 20*time.Millisecond, "task %d never reached %s", id, want)
+	return got
+}
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+
+	t.Run("WritesTaskAndJobTogether", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		got, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: sleepArgs(1, 0), Priority: 2, MaxAttempts: 3})
+		require.NoError(t, err)
+		require.True(t, created)
+		require.Equal(t, "available", got.State)
+		require.Equal(t, "default", got.Queue)
+		require.Equal(t, 2, got.Priority)
+		require.Equal(t, 3, got.MaxAttempts)
+		require.Empty(t, got.Errors)
+		require.JSONEq(t, `null`, string(got.Result))
+
+		job := rivertest.RequireInserted(ctx, t, riverpgxv5.New(bundle.pool), jobs.SleepArgs{}, &rivertest.RequireInsertedOpts{MaxAttempts: 3, Priority: 2})
+		require.Equal(t, got.ID, job.ID, "task and job share their id")
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Equal(t, 1, tasks)
+		require.Equal(t, 1, jobRows)
+	})
+
+	t.Run("RunAtSchedules", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t, false)
+
+		runAt := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		got, _, err := bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "noop", RunAt: &runAt})
+		require.NoError(t, err)
+		require.Equal(t, "scheduled", got.State)
+		require.True(t, runAt.Equal(got.ScheduledAt), "scheduled_at %s, want %s", got.ScheduledAt, runAt)
+	})
+
+	t.Run("JobInsertFailureWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		_, err := bundle.pool.Exec(ctx, `
+			CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'job insert refused by test'; END $$;
+			CREATE TRIGGER refuse_job BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION refuse_job();`)
+		require.NoError(t, err)
+
+		_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop"})
+		require.ErrorContains(t, err, "job insert refused by test")
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Zero(t, tasks)
+		require.Zero(t, jobRows)
+	})
+
+	t.Run("TaskInsertFailureWritesNoJob", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		_, err := bundle.pool.Exec(ctx, `
+			CREATE FUNCTION refuse_task() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'task insert refused by test'; END $$;
+			CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse_task();`)
+		require.NoError(t, err)
+
+		_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop"})
+		require.ErrorContains(t, err, "task insert refused by test")
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Zero(t, tasks)
+		require.Zero(t, jobRows)
+	})
+
+	t.Run("RejectsInvalidRequestsWritingNothing", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t, false)
+		runAt := time.Now().AddDate(11, 0, 0)
+
+		tests := []struct {
+			req  task.CreateRequest
+			want map[string]string
+		}{
+			{task.CreateRequest{}, map[string]string{"kind": "is required; known kinds: noop, sleep"}},
+			{task.CreateRequest{Kind: "email"}, map[string]string{"kind": `unknown kind "email"; known kinds: noop, sleep`}},
+			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 4000}`)}, map[string]string{"args.seconds": "must be between 0 and 3600"}},
+			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "extra": true}`)}, map[string]string{"args": `unknown field "extra"`}},
+			{task.CreateRequest{Kind: "noop", Priority: 5}, map[string]string{"priority": "must be between 1 (highest) and 4"}},
+			{task.CreateRequest{Kind: "noop", Queue: "nobody-serves-this"}, map[string]string{"queue": `unknown queue "nobody-serves-this"; served queues: default`}},
+			{task.CreateRequest{Kind: "noop", MaxAttempts: -1}, map[string]string{"max_attempts": "must be between 1 and 1000"}},
+			{task.CreateRequest{Kind: "noop", RunAt: &runAt}, map[string]string{"run_at": "must be within 10 years from now"}},
+		}
+		for _, tt := range tests {
+			_, _, err := bundle.svc.Create(t.Context(), tt.req)
+			var validation *task.ValidationError
+			require.ErrorAs(t, err, &validation, "request %+v", tt.req)
+			require.Equal(t, tt.want, validation.Fields)
+		}
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Zero(t, tasks)
+		require.Zero(t, jobRows)
+	})
+}
+
+func TestCreateIdempotency(t *testing.T) {
+	t.Parallel()
+
+	t.Run("SameRequestSameTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		first, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds":1,"fail_times":0}`), IdempotencyKey: "k1"})
+		require.NoError(t, err)
+		require.True(t, created)
+		// Field order and defaults spelled out do not make it another request.
+		again, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"fail_times":0, "seconds":1.0}`), IdempotencyKey: "k1", Queue: "default"})
+		require.NoError(t, err)
+		require.False(t, created)
+		require.Equal(t, first.ID, again.ID)
+
+		_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: sleepArgs(2, 0), IdempotencyKey: "k1"})
+		require.ErrorIs(t, err, task.ErrIdempotencyConflict)
+
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Equal(t, 1, tasks)
+		require.Equal(t, 1, jobRows)
+	})
+
+	t.Run("ConcurrentRepeatsMakeOneTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		const n = 20
+		var (
+			wg      sync.WaitGroup
+			start   = make(chan struct{})
+			ids     = make([]int64, n)
+			created = make([]bool, n)
+			errs    = make([]error, n)
+		)
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				var got *task.Task
+				got, created[i], errs[i] = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "same"})
+				if got != nil {
+					ids[i] = got.ID
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+
+		createdCount := 0
+		for i := range n {
+			require.NoError(t, errs[i])
+			require.Equal(t, ids[0], ids[i])
+			if created[i] {
+				createdCount++
+			}
+		}
+		require.Equal(t, 1, createdCount)
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Equal(t, 1, tasks)
+		require.Equal(t, 1, jobRows)
+	})
+}
+
+func TestWork(t *testing.T) {
+	t.Parallel()
+
+	t.Run("RetriesUntilSuccessKeepingErrors", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t, true)
+
+		created, _, err := bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "sleep", Args: sleepArgs(0.05, 2)})
+		require.NoError(t, err)
+		done := waitForState(t, bundle.svc, created.ID, "completed")
+
+		require.Equal(t, 3, done.Attempt)
+		require.Len(t, done.Errors, 2)
+		for i, e := range done.Errors {
+			require.Equal(t, i+1, e.Attempt)
+			require.Contains(t, e.Error, fmt.Sprintf("planned failure: attempt %d of 2", i+1))
+		}
+		var result jobs.SleepResult
+		require.NoError(t, json.Unmarshal(done.Result, &result))
+		require.Equal(t, 3, result.Attempt)
+		require.GreaterOrEqual(t, result.SleptMS, int64(50))
+		require.NotNil(t, done.StartedAt)
+		require.NotNil(t, done.FinishedAt)
+		require.JSONEq(t, `{"done_ms": 50, "total_ms": 50, "percent": 100}`, string(done.Progress))
+	})
+
+	t.Run("DiscardsAfterMaxAttempts", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t, true)
+
+		created, _, err := bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "sleep", Args: sleepArgs(0, 5), MaxAttempts: 2})
+		require.NoError(t, err)
+		done := waitForState(t, bundle.svc, created.ID, "discarded")
+		require.Equal(t, 2, done.Attempt)
+		require.Len(t, done.Errors, 2)
+		require.JSONEq(t, `null`, string(done.Result))
+		require.NotNil(t, done.FinishedAt)
+	})
+
+	t.Run("TaskOutlivesItsJob", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, true)
+
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop"})
+		require.NoError(t, err)
+		waitForState(t, bundle.svc, created.ID, "completed")
+
+		// What River's cleaner does once the retention period has passed.
+		_, err = bundle.client.JobDelete(ctx, created.ID)
+		require.NoError(t, err)
+		_, jobRows := countRows(t, bundle.pool)
+		require.Zero(t, jobRows)
+
+		got, err := bundle.svc.Get(ctx, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, "completed", got.State)
+		require.JSONEq(t, `{}`, string(got.Result))
+
+		_, err = bundle.svc.Retry(ctx, created.ID)
+		require.ErrorIs(t, err, task.ErrJobDeleted)
+		got, err = bundle.svc.Cancel(ctx, created.ID)
+		require.NoError(t, err, "cancelling a finished task returns it unchanged")
+		require.Equal(t, "completed", got.State)
+	})
+
+	t.Run("RetryRunsAFinishedTaskAgain", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, true)
+
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: sleepArgs(0, 5), MaxAttempts: 1})
+		require.NoError(t, err)
+		waitForState(t, bundle.svc, created.ID, "discarded")
+
+		// The retried attempt is attempt 2, which fail_times 5 also fails;
+		// the point is that it runs again and its error is kept.
+		retried, err := bundle.svc.Retry(ctx, created.ID)
+		require.NoError(t, err)
+		require.Contains(t, []string{"available", "running", "discarded"}, retried.State)
+		require.Eventually(t, func() bool {
+			got, err := bundle.svc.Get(ctx, created.ID)
+			require.NoError(t, err)
+			return got.State == "discarded" && len(got.Errors) == 2
+		}, 30*time.Second, 20*time.Millisecond)
+	})
+
+	t.Run("CancelRunningTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, true)
+
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: sleepArgs(60, 0)})
+		require.NoError(t, err)
+		waitForState(t, bundle.svc, created.ID, "running")
+
+		_, err = bundle.svc.Cancel(ctx, created.ID)
+		require.NoError(t, err)
+		done := waitForState(t, bundle.svc, created.ID, "cancelled")
+		require.NotNil(t, done.FinishedAt)
+	})
+}
+
+func TestControl(t *testing.T) {
+	t.Parallel()
+
+	t.Run("CancelAndRetryScheduledTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		runAt := time.Now().Add(time.Hour)
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", RunAt: &runAt})
+		require.NoError(t, err)
+
+		cancelled, err := bundle.svc.Cancel(ctx, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, "cancelled", cancelled.State)
+		require.NotNil(t, cancelled.FinishedAt)
+
+		retried, err := bundle.svc.Retry(ctx, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, "available", retried.State)
+		require.Nil(t, retried.FinishedAt)
+		require.WithinDuration(t, time.Now(), retried.ScheduledAt, time.Minute)
+	})
+
+	t.Run("UnknownTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		_, err := bundle.svc.Get(ctx, 12345)
+		require.ErrorIs(t, err, task.ErrNotFound)
+		_, err = bundle.svc.Cancel(ctx, 12345)
+		require.ErrorIs(t, err, task.ErrNotFound)
+		_, err = bundle.svc.Retry(ctx, 12345)
+		require.ErrorIs(t, err, task.ErrNotFound)
+	})
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+
+	var ids []int64
+	for i := range 5 {
+		kind, args := "noop", json.RawMessage(nil)
+		if i%2 == 0 {
+			kind, args = "sleep", sleepArgs(1, 0)
+		}
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: kind, Args: args})
+		require.NoError(t, err)
+		ids = append(ids, created.ID)
+	}
+	_, err := bundle.svc.Cancel(ctx, ids[4])
+	require.NoError(t, err)
+
+	taskIDs := func(tasks []*task.Task) []int64 {
+		out := make([]int64, len(tasks))
+		for i, tk := range tasks {
+			out[i] = tk.ID
+		}
+		return out
+	}
+
+	page, next, err := bundle.svc.List(ctx, task.ListParams{Limit: 2})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ids[4], ids[3]}, taskIDs(page), "newest first")
+	page, next, err = bundle.svc.List(ctx, task.ListParams{Limit: 2, AfterID: next})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ids[2], ids[1]}, taskIDs(page))
+	page, next, err = bundle.svc.List(ctx, task.ListParams{Limit: 2, AfterID: next})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ids[0]}, taskIDs(page))
+	require.Zero(t, next, "last page has no next cursor")
+
+	page, _, err = bundle.svc.List(ctx, task.ListParams{Kind: "sleep"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ids[4], ids[2], ids[0]}, taskIDs(page))
+	page, _, err = bundle.svc.List(ctx, task.ListParams{State: "available"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ids[3], ids[2], ids[1], ids[0]}, taskIDs(page))
+	page, _, err = bundle.svc.List(ctx, task.ListParams{Kind: "sleep", State: "cancelled"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{ids[4]}, taskIDs(page))
+}

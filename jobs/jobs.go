@@ -1,0 +1,199 @@
+// Package jobs holds Handoff's task kinds: for each, an args type that the API
+// validates and River stores, and the worker that River runs.
+//
+// Kinds is the one list of kinds. Each entry is built from a single args type
+// by a generic helper, so the strict decoding behind the API's 422 answers and
+// the worker registered with River cannot drift apart.
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/riverqueue/river"
+
+	"github.com/handoff/handoff/internal/store"
+)
+
+// Args is what every kind's args type provides: River's Kind and a Validate
+// that reports each bad field.
+type Args interface {
+	river.JobArgs
+
+	// Validate returns nil or a FieldErrors naming every bad field.
+	Validate() error
+}
+
+// ProgressRecorder stores a running task's progress. It is best effort: a
+// lost progress write changes nothing about the task's outcome.
+type ProgressRecorder interface {
+	RecordProgress(ctx context.Context, taskID int64, progress any) error
+}
+
+// Deps are the dependencies workers need from the rest of the service.
+type Deps struct {
+	// Logger receives workers' logs.
+	Logger *slog.Logger
+
+	// DB is where progress of long tasks is recorded. Nil disables progress
+	// reports.
+	DB store.DBTX
+}
+
+// taskProgress records progress in the task's row. Progress is not part of
+// the exactly-once result, so a plain autocommit update is enough.
+type taskProgress struct {
+	db      store.DBTX
+	queries *store.Queries
+}
+
+func (p *taskProgress) RecordProgress(ctx context.Context, taskID int64, progress any) error {
+	raw, err := json.Marshal(progress)
+	if err != nil {
+		return fmt.Errorf("encode progress: %w", err)
+	}
+	if _, err := p.queries.TaskProgressUpdate(ctx, p.db, store.TaskProgressUpdateParams{ID: taskID, Progress: raw}); err != nil {
+		return fmt.Errorf("update progress: %w", err)
+	}
+	return nil
+}
+
+// Kinds returns every task kind Handoff knows. Adding a kind means writing
+// its file (args, Validate, worker) and adding one line here.
+func Kinds(deps Deps) []Kind {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	var progress ProgressRecorder
+	if deps.DB != nil {
+		progress = &taskProgress{db: deps.DB, queries: store.New()}
+	}
+	return []Kind{
+		newKind[NoopArgs](&NoopWorker{}),
+		newKind[SleepArgs](&SleepWorker{Progress: progress, Logger: deps.Logger}),
+	}
+}
+
+// Kind is one task kind: its name, how to parse its args, and how to register
+// its worker with River.
+type Kind struct {
+	// Name is the kind's name, as in the API's "kind" field and River's
+	// river_job.kind column.
+	Name string
+
+	parseFunc     func(raw json.RawMessage) (river.JobArgs, error)
+	addWorkerFunc func(workers *river.Workers) error
+}
+
+func newKind[T Args](worker river.Worker[T]) Kind {
+	var zero T
+	return Kind{
+		Name: zero.Kind(),
+		parseFunc: func(raw json.RawMessage) (river.JobArgs, error) {
+			var args T
+			if err := decodeStrict(raw, &args); err != nil {
+				return nil, err
+			}
+			if err := args.Validate(); err != nil {
+				return nil, err
+			}
+			return args, nil
+		},
+		addWorkerFunc: func(workers *river.Workers) error {
+			return river.AddWorkerSafely(workers, worker)
+		},
+	}
+}
+
+// Parse decodes raw strictly (unknown fields and trailing data are errors)
+// into the kind's args type and validates it. Any error it returns is a
+// FieldErrors that can be shown to the client.
+func (k Kind) Parse(raw json.RawMessage) (river.JobArgs, error) {
+	return k.parseFunc(raw)
+}
+
+// Workers registers the workers of kinds with a new River Workers set.
+func Workers(kinds []Kind) (*river.Workers, error) {
+	workers := river.NewWorkers()
+	for _, k := range kinds {
+		if err := k.addWorkerFunc(workers); err != nil {
+			return nil, fmt.Errorf("add worker for kind %q: %w", k.Name, err)
+		}
+	}
+	return workers, nil
+}
+
+// FieldErrors maps an args field (a JSON name) to what is wrong with it. The
+// empty key stands for the args object as a whole.
+type FieldErrors map[string]string
+
+// Error lists the problems in a stable order.
+func (e FieldErrors) Error() string {
+	parts := make([]string, 0, len(e))
+	for _, field := range slices.Sorted(maps.Keys(e)) {
+		if field == "" {
+			parts = append(parts, e[field])
+			continue
+		}
+		parts = append(parts, field+": "+e[field])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// decodeStrict is the args decoder: an args object must be exactly one JSON
+// object whose fields the kind knows.
+func decodeStrict(raw json.RawMessage, dst any) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	if raw = bytes.TrimSpace(raw); raw[0] != '{' {
+		return FieldErrors{"": "args must be a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return FieldErrors{"": describeDecodeError(err)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return FieldErrors{"": "args must be a single JSON object"}
+	}
+	return nil
+}
+
+// describeDecodeError turns encoding/json's errors into a message that names
+// the field, since that is what a client needs to fix its request.
+func describeDecodeError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + field
+	}
+	return "invalid args: " + err.Error()
+}
+
+func jsonTypeName(goKind string) string {
+	switch {
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "an integer"
+	case strings.HasPrefix(goKind, "float"):
+		return "a number"
+	case goKind == "string":
+		return "a string"
+	case goKind == "bool":
+		return "a boolean"
+	case goKind == "slice", goKind == "array":
+		return "an array"
+	default:
+		return "an object"
+	}
+}

@@ -1,0 +1,86 @@
+package jobs_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/jobs"
+)
+
+func kindByName(t *testing.T, name string) jobs.Kind {
+	t.Helper()
+	for _, k := range jobs.Kinds(jobs.Deps{}) {
+		if k.Name == name {
+			return k
+		}
+	}
+	t.Fatalf("no kind %q", name)
+	return jobs.Kind{}
+}
+
+func TestKinds(t *testing.T) {
+	t.Parallel()
+
+	kinds := jobs.Kinds(jobs.Deps{})
+	names := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		names = append(names, k.Name)
+	}
+	require.ElementsMatch(t, []string{"noop", "sleep"}, names)
+
+	_, err := jobs.Workers(kinds)
+	require.NoError(t, err)
+
+	// Registering a kind twice is a programming error River reports.
+	_, err = jobs.Workers(append(kinds, kinds[0]))
+	require.Error(t, err)
+}
+
+func TestKindParse(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name    string
+		kind    string
+		args    string
+		wantErr jobs.FieldErrors
+	}{
+		{name: "noop empty object", kind: "noop", args: `{}`},
+		{name: "noop missing args", kind: "noop", args: ``},
+		{name: "noop unknown field", kind: "noop", args: `{"x":1}`, wantErr: jobs.FieldErrors{"": `unknown field "x"`}},
+		{name: "noop array", kind: "noop", args: `[]`, wantErr: jobs.FieldErrors{"": "args must be a JSON object"}},
+		{name: "sleep ok", kind: "sleep", args: `{"seconds": 1.5, "fail_times": 2}`},
+		{name: "sleep zero", kind: "sleep", args: `{"seconds": 0}`},
+		{name: "sleep max", kind: "sleep", args: `{"seconds": 3600}`},
+		{name: "sleep missing seconds", kind: "sleep", args: `{}`, wantErr: jobs.FieldErrors{"seconds": "is required"}},
+		{name: "sleep too long", kind: "sleep", args: `{"seconds": 3600.5}`, wantErr: jobs.FieldErrors{"seconds": "must be between 0 and 3600"}},
+		{name: "sleep negative", kind: "sleep", args: `{"seconds": -1, "fail_times": -1}`, wantErr: jobs.FieldErrors{"seconds": "must be between 0 and 3600", "fail_times": "must be between 0 and 100"}},
+		{name: "sleep wrong type", kind: "sleep", args: `{"seconds": "ten"}`, wantErr: jobs.FieldErrors{"": `field "seconds" must be a number, not string`}},
+		{name: "sleep fractional fail_times", kind: "sleep", args: `{"seconds": 1, "fail_times": 1.5}`, wantErr: jobs.FieldErrors{"": `field "fail_times" must be an integer, not number 1.5`}},
+		{name: "sleep trailing data", kind: "sleep", args: `{"seconds": 1} {}`, wantErr: jobs.FieldErrors{"": "args must be a single JSON object"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			args, err := kindByName(t, tt.kind).Parse(json.RawMessage(tt.args))
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+				require.Equal(t, tt.kind, args.Kind())
+				return
+			}
+			var fieldErrs jobs.FieldErrors
+			require.ErrorAs(t, err, &fieldErrs)
+			require.Equal(t, tt.wantErr, fieldErrs)
+		})
+	}
+}
+
+func TestFieldErrorsError(t *testing.T) {
+	t.Parallel()
+
+	err := jobs.FieldErrors{"seconds": "is required", "": "bad", "fail_times": "too many"}
+	require.Equal(t, "bad; fail_times: too many; seconds: is required", err.Error())
+}

@@ -1,0 +1,169 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/store"
+	"github.com/handoff/handoff/jobs"
+)
+
+func seconds(s float64) *float64 { return &s }
+
+// insertTaskRow gives a job its tasks row, as the API would, so that the
+// sync trigger and progress writes have a row to update.
+func insertTaskRow(ctx context.Context, t *testing.T, tx pgx.Tx, job *rivertype.JobRow) {
+	t.Helper()
+	_, err := store.New().TaskInsert(ctx, tx, store.TaskInsertParams{
+		ID: job.ID, Kind: job.Kind, Queue: job.Queue, Priority: int16(job.Priority),
+		Args: job.EncodedArgs, State: string(job.State), MaxAttempts: int16(job.MaxAttempts),
+		CreatedAt: job.CreatedAt, ScheduledAt: job.ScheduledAt,
+	})
+	require.NoError(t, err)
+}
+
+func TestSleepWorker(t *testing.T) {
+	t.Parallel()
+
+	type testBundle struct {
+		tx     pgx.Tx
+		worker *rivertest.Worker[jobs.SleepArgs, pgx.Tx]
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		tx := pgtest.Tx(t)
+		w := &jobs.SleepWorker{
+			Progress:      progressFunc(func(ctx context.Context, id int64, p any) error { return recordProgress(ctx, tx, id, p) }),
+			ProgressEvery: 20 * time.Millisecond,
+		}
+		return &testBundle{tx: tx, worker: rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, w)}
+	}
+	insert := func(ctx context.Context, t *testing.T, bundle *testBundle, args jobs.SleepArgs) *rivertype.JobRow {
+		t.Helper()
+		client, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+		require.NoError(t, err)
+		res, err := client.InsertTx(ctx, bundle.tx, args, nil)
+		require.NoError(t, err)
+		insertTaskRow(ctx, t, bundle.tx, res.Job)
+		return res.Job
+	}
+
+	t.Run("SleepsReportsProgressAndRecordsResult", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t)
+
+		job := insert(ctx, t, bundle, jobs.SleepArgs{Seconds: seconds(0.1)})
+		res, err := bundle.worker.WorkJob(ctx, t, bundle.tx, job)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+
+		var result jobs.SleepResult
+		require.NoError(t, json.Unmarshal(res.Job.Output(), &result))
+		require.Equal(t, 1, result.Attempt)
+		require.GreaterOrEqual(t, result.SleptMS, int64(100))
+
+		// The trigger copied the result into the task row in the same
+		// transaction that completed the job.
+		row, err := store.New().TaskGetByID(ctx, bundle.tx, job.ID)
+		require.NoError(t, err)
+		require.Equal(t, "completed", row.State)
+		require.JSONEq(t, string(res.Job.Output()), string(row.Result))
+		require.NotNil(t, row.FinishedAt)
+
+		var progress jobs.SleepProgress
+		require.NoError(t, json.Unmarshal(row.Progress, &progress))
+		require.InDelta(t, 100.0, progress.Percent, 0.001)
+		require.Equal(t, int64(100), progress.TotalMS)
+	})
+
+	t.Run("FailsPlannedAttempts", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t)
+
+		job := insert(ctx, t, bundle, jobs.SleepArgs{Seconds: seconds(0), FailTimes: 1})
+		res, err := bundle.worker.WorkJob(ctx, t, bundle.tx, job)
+		require.ErrorContains(t, err, "planned failure: attempt 1 of 1")
+		require.Equal(t, river.EventKindJobFailed, res.EventKind)
+		// A retry due within River's scheduler interval goes straight back
+		// to available, scheduled for later.
+		require.Contains(t, []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRetryable}, res.Job.State)
+		require.True(t, res.Job.ScheduledAt.After(time.Now()), "retry is scheduled after a backoff")
+
+		row, err := store.New().TaskGetByID(ctx, bundle.tx, job.ID)
+		require.NoError(t, err)
+		require.Equal(t, string(res.Job.State), row.State)
+		require.Equal(t, int16(1), row.Attempt)
+		require.Contains(t, string(row.Errors), "planned failure")
+		require.Nil(t, row.Result)
+	})
+
+	t.Run("StopsWhenCancelled", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+
+		job := insert(t.Context(), t, bundle, jobs.SleepArgs{Seconds: seconds(60)})
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := bundle.worker.WorkJob(ctx, t, bundle.tx, job)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), 30*time.Second)
+	})
+}
+
+func TestSleepWorkerNextRetry(t *testing.T) {
+	t.Parallel()
+
+	w := &jobs.SleepWorker{}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 20: time.Minute} {
+		delay := time.Until(w.NextRetry(&river.Job[jobs.SleepArgs]{JobRow: &rivertype.JobRow{Attempt: attempt}}))
+		require.InDelta(t, want.Seconds()*1.05, delay.Seconds(), want.Seconds()*0.06, "attempt %d", attempt)
+	}
+}
+
+func TestSleepWorkerTimeout(t *testing.T) {
+	t.Parallel()
+
+	w := &jobs.SleepWorker{}
+	got := w.Timeout(&river.Job[jobs.SleepArgs]{Args: jobs.SleepArgs{Seconds: seconds(3600)}})
+	require.Greater(t, got, time.Hour, "a sleep must be allowed its full length")
+}
+
+type progressFunc func(ctx context.Context, taskID int64, progress any) error
+
+func (f progressFunc) RecordProgress(ctx context.Context, taskID int64, progress any) error {
+	return f(ctx, taskID, progress)
+}
+
+func recordProgress(ctx context.Context, tx pgx.Tx, taskID int64, progress any) error {
+	raw, err := json.Marshal(progress)
+	if err != nil {
+		return err
+	}
+	_, err = store.New().TaskProgressUpdate(ctx, tx, store.TaskProgressUpdateParams{ID: taskID, Progress: raw})
+	return err
+}
+
+func TestNoopWorker(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tx := pgtest.Tx(t)
+
+	worker := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &jobs.NoopWorker{})
+	res, err := worker.Work(ctx, t, tx, jobs.NoopArgs{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+	require.JSONEq(t, `{}`, string(res.Job.Output()))
+}
