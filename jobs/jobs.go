@@ -28,7 +28,7 @@ import (
 type Args interface {
 	river.JobArgs
 
-	// Validate returns nil or a FieldErrors naming every bad field.
+	// Validate returns nil or a ArgsError naming every bad field.
 	Validate() error
 }
 
@@ -115,7 +115,7 @@ func newKind[T Args](worker river.Worker[T]) Kind {
 
 // Parse decodes raw strictly (unknown fields and trailing data are errors)
 // into the kind's args type and validates it. Any error it returns is a
-// FieldErrors that can be shown to the client.
+// ArgsError that can be shown to the client.
 func (k Kind) Parse(raw json.RawMessage) (river.JobArgs, error) {
 	return k.parseFunc(raw)
 }
@@ -131,12 +131,12 @@ func Workers(kinds []Kind) (*river.Workers, error) {
 	return workers, nil
 }
 
-// FieldErrors maps an args field (a JSON name) to what is wrong with it. The
+// ArgsError maps an args field (a JSON name) to what is wrong with it. The
 // empty key stands for the args object as a whole.
-type FieldErrors map[string]string
+type ArgsError map[string]string
 
 // Error lists the problems in a stable order.
-func (e FieldErrors) Error() string {
+func (e ArgsError) Error() string {
 	parts := make([]string, 0, len(e))
 	for _, field := range slices.Sorted(maps.Keys(e)) {
 		if field == "" {
@@ -155,15 +155,15 @@ func decodeStrict(raw json.RawMessage, dst any) error {
 		raw = json.RawMessage("{}")
 	}
 	if raw = bytes.TrimSpace(raw); raw[0] != '{' {
-		return FieldErrors{"": "args must be a JSON object"}
+		return ArgsError{"": "args must be a JSON object"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return FieldErrors{"": describeDecodeError(err)}
+		return ArgsError{"": describeDecodeError(err)}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return FieldErrors{"": "args must be a single JSON object"}
+		return ArgsError{"": "args must be a single JSON object"}
 	}
 	return nil
 }

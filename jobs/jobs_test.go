@@ -45,21 +45,21 @@ func TestKindParse(t *testing.T) {
 		name    string
 		kind    string
 		args    string
-		wantErr jobs.FieldErrors
+		wantErr jobs.ArgsError
 	}{
 		{name: "noop empty object", kind: "noop", args: `{}`},
 		{name: "noop missing args", kind: "noop", args: ``},
-		{name: "noop unknown field", kind: "noop", args: `{"x":1}`, wantErr: jobs.FieldErrors{"": `unknown field "x"`}},
-		{name: "noop array", kind: "noop", args: `[]`, wantErr: jobs.FieldErrors{"": "args must be a JSON object"}},
+		{name: "noop unknown field", kind: "noop", args: `{"x":1}`, wantErr: jobs.ArgsError{"": `unknown field "x"`}},
+		{name: "noop array", kind: "noop", args: `[]`, wantErr: jobs.ArgsError{"": "args must be a JSON object"}},
 		{name: "sleep ok", kind: "sleep", args: `{"seconds": 1.5, "fail_times": 2}`},
 		{name: "sleep zero", kind: "sleep", args: `{"seconds": 0}`},
 		{name: "sleep max", kind: "sleep", args: `{"seconds": 3600}`},
-		{name: "sleep missing seconds", kind: "sleep", args: `{}`, wantErr: jobs.FieldErrors{"seconds": "is required"}},
-		{name: "sleep too long", kind: "sleep", args: `{"seconds": 3600.5}`, wantErr: jobs.FieldErrors{"seconds": "must be between 0 and 3600"}},
-		{name: "sleep negative", kind: "sleep", args: `{"seconds": -1, "fail_times": -1}`, wantErr: jobs.FieldErrors{"seconds": "must be between 0 and 3600", "fail_times": "must be between 0 and 100"}},
-		{name: "sleep wrong type", kind: "sleep", args: `{"seconds": "ten"}`, wantErr: jobs.FieldErrors{"": `field "seconds" must be a number, not string`}},
-		{name: "sleep fractional fail_times", kind: "sleep", args: `{"seconds": 1, "fail_times": 1.5}`, wantErr: jobs.FieldErrors{"": `field "fail_times" must be an integer, not number 1.5`}},
-		{name: "sleep trailing data", kind: "sleep", args: `{"seconds": 1} {}`, wantErr: jobs.FieldErrors{"": "args must be a single JSON object"}},
+		{name: "sleep missing seconds", kind: "sleep", args: `{}`, wantErr: jobs.ArgsError{"seconds": "is required"}},
+		{name: "sleep too long", kind: "sleep", args: `{"seconds": 3600.5}`, wantErr: jobs.ArgsError{"seconds": "must be between 0 and 3600"}},
+		{name: "sleep negative", kind: "sleep", args: `{"seconds": -1, "fail_times": -1}`, wantErr: jobs.ArgsError{"seconds": "must be between 0 and 3600", "fail_times": "must be between 0 and 100"}},
+		{name: "sleep wrong type", kind: "sleep", args: `{"seconds": "ten"}`, wantErr: jobs.ArgsError{"": `field "seconds" must be a number, not string`}},
+		{name: "sleep fractional fail_times", kind: "sleep", args: `{"seconds": 1, "fail_times": 1.5}`, wantErr: jobs.ArgsError{"": `field "fail_times" must be an integer, not number 1.5`}},
+		{name: "sleep trailing data", kind: "sleep", args: `{"seconds": 1} {}`, wantErr: jobs.ArgsError{"": "args must be a single JSON object"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,16 +71,16 @@ func TestKindParse(t *testing.T) {
 				require.Equal(t, tt.kind, args.Kind())
 				return
 			}
-			var fieldErrs jobs.FieldErrors
-			require.ErrorAs(t, err, &fieldErrs)
-			require.Equal(t, tt.wantErr, fieldErrs)
+			var argsErr jobs.ArgsError
+			require.ErrorAs(t, err, &argsErr)
+			require.Equal(t, tt.wantErr, argsErr)
 		})
 	}
 }
 
-func TestFieldErrorsError(t *testing.T) {
+func TestArgsErrorError(t *testing.T) {
 	t.Parallel()
 
-	err := jobs.FieldErrors{"seconds": "is required", "": "bad", "fail_times": "too many"}
+	err := jobs.ArgsError{"seconds": "is required", "": "bad", "fail_times": "too many"}
 	require.Equal(t, "bad; fail_times: too many; seconds: is required", err.Error())
 }

@@ -28,7 +28,7 @@ func (SleepArgs) Kind() string { return "sleep" }
 
 // Validate checks the bounds of seconds and fail_times.
 func (a SleepArgs) Validate() error {
-	errs := FieldErrors{}
+	errs := ArgsError{}
 	switch {
 	case a.Seconds == nil:
 		errs["seconds"] = "is required"

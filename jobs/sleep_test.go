@@ -25,8 +25,8 @@ func seconds(s float64) *float64 { return &s }
 func insertTaskRow(ctx context.Context, t *testing.T, tx pgx.Tx, job *rivertype.JobRow) {
 	t.Helper()
 	_, err := store.New().TaskInsert(ctx, tx, store.TaskInsertParams{
-		ID: job.ID, Kind: job.Kind, Queue: job.Queue, Priority: int16(job.Priority),
-		Args: job.EncodedArgs, State: string(job.State), MaxAttempts: int16(job.MaxAttempts),
+		ID: job.ID, Kind: job.Kind, Queue: job.Queue, Priority: int16(job.Priority), //nolint:gosec // River bounds priority to 1-4
+		Args: job.EncodedArgs, State: string(job.State), MaxAttempts: int16(job.MaxAttempts), //nolint:gosec // small in tests
 		CreatedAt: job.CreatedAt, ScheduledAt: job.ScheduledAt,
 	})
 	require.NoError(t, err)

@@ -19,7 +19,7 @@ import (
 )
 
 // migrate runs `migrate up|down|status|version`.
-func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || len(args) > 2 {
 		return fmt.Errorf("migrate needs a command: up, down, status or version\n%s", usage)
 	}
@@ -40,7 +40,6 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stderr)
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err
@@ -48,7 +47,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	defer pool.Close()
 	schema := newSchema(pool)
 	defer schema.Close()
-	p, err := schema.provider(logger)
+	p, err := schema.provider()
 	if err != nil {
 		return err
 	}
@@ -136,7 +135,7 @@ func newSchema(pool *pgxpool.Pool) *schema {
 
 // provider returns a goose provider that takes the advisory lock, so that
 // replicas starting together migrate one at a time.
-func (s *schema) provider(logger *slog.Logger) (*goose.Provider, error) {
+func (s *schema) provider() (*goose.Provider, error) {
 	p, err := migrations.NewProvider(s.db, &migrations.ProviderOpts{Lock: true})
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
@@ -148,7 +147,7 @@ func (s *schema) provider(logger *slog.Logger) (*goose.Provider, error) {
 // older than this binary needs, naming the command that fixes it.
 func (s *schema) prepare(ctx context.Context, logger *slog.Logger, autoMigrate bool) error {
 	if autoMigrate {
-		p, err := s.provider(logger)
+		p, err := s.provider()
 		if err != nil {
 			return err
 		}

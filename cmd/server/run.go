@@ -32,7 +32,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return serve(ctx, getenv, stdout, stderr)
 	case "migrate":
-		return migrate(ctx, args, getenv, stdout, stderr)
+		return migrate(ctx, args, getenv, stdout)
 	case "help", "-h", "-help", "--help":
 		_, err := fmt.Fprintln(stdout, usage)
 		return err

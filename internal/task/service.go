@@ -123,11 +123,11 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 	default:
 		var err error
 		if args, err = kind.Parse(req.Args); err != nil {
-			var fieldErrs jobs.FieldErrors
-			if !errors.As(err, &fieldErrs) {
+			var argsErr jobs.ArgsError
+			if !errors.As(err, &argsErr) {
 				return nil, fmt.Errorf("parse args: %w", err)
 			}
-			for field, msg := range fieldErrs {
+			for field, msg := range argsErr {
 				problems[strings.TrimSuffix("args."+field, ".")] = msg
 			}
 		}
@@ -327,7 +327,7 @@ func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, 
 		after = math.MaxInt64
 	}
 	// One row past the page tells whether a next page exists.
-	maxRows := int32(limit + 1) //nolint:gosec // limit is at most ListLimitMax
+	maxRows := int32(limit + 1)
 
 	var (
 		rows []*store.Task
