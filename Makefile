@@ -40,6 +40,13 @@ bench: ## Run the benchmark program, cmd/bench (starts the local Postgres unless
 chaos: ## Run the fault-injection suite, build tag chaos (starts the local Postgres unless DATABASE_URL is set)
 	$(WITH_DB) go test -race -count=1 -run Chaos -tags chaos ./...
 
+FUZZTIME ?= 60s
+
+.PHONY: fuzz
+fuzz: ## Fuzz request decoding and args parsing, FUZZTIME each (default 60s); seeds run in make test
+	go test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./internal/httpapi
+	go test -run '^$$' -fuzz '^FuzzKindParse$$' -fuzztime $(FUZZTIME) ./jobs
+
 .PHONY: lint
 lint: ## Check formatting (gofmt) and run golangci-lint
 	@unformatted="$$(gofmt -l .)"; if [[ -n $$unformatted ]]; then echo "gofmt -l lists files to format:"; echo "$$unformatted"; exit 1; fi
