@@ -77,8 +77,8 @@ func Kinds(deps Deps) []Kind {
 		progress = &taskProgress{db: deps.DB, queries: store.New()}
 	}
 	return []Kind{
-		newKind[NoopArgs](&NoopWorker{}),
-		newKind[SleepArgs](&SleepWorker{Progress: progress, Logger: deps.Logger}),
+		NewKind[NoopArgs](&NoopWorker{}),
+		NewKind[SleepArgs](&SleepWorker{Progress: progress, Logger: deps.Logger}),
 	}
 }
 
@@ -93,7 +93,9 @@ type Kind struct {
 	addWorkerFunc func(workers *river.Workers) error
 }
 
-func newKind[T Args](worker river.Worker[T]) Kind {
+// NewKind builds a Kind from its args type and worker; Kinds lists one per
+// kind. Tests use it to add kinds of their own.
+func NewKind[T Args](worker river.Worker[T]) Kind {
 	var zero T
 	return Kind{
 		Name: zero.Kind(),
@@ -129,6 +131,37 @@ func Workers(kinds []Kind) (*river.Workers, error) {
 		}
 	}
 	return workers, nil
+}
+
+// MaxResultBytes bounds a task's result as encoded JSON. A result is
+// returned by every GET of its task, so it is meant to be small: larger
+// outputs belong in storage of their own, with a reference in the result.
+const MaxResultBytes = 1 << 20
+
+// ResultTooLargeError is the reason a task whose result exceeds
+// MaxResultBytes is cancelled.
+type ResultTooLargeError struct {
+	Size int
+}
+
+func (e *ResultTooLargeError) Error() string {
+	return fmt.Sprintf("result is %d bytes of JSON, over the limit of %d: store large outputs elsewhere and return a reference", e.Size, MaxResultBytes)
+}
+
+// RecordResult records a task's result; River stores it on the job in the
+// update that completes it, and the tasks trigger copies it in that same
+// transaction. A result that cannot be encoded or is over MaxResultBytes
+// would fail the same way on every attempt, so the task is cancelled at
+// once with the reason in its errors instead of being retried.
+func RecordResult(ctx context.Context, result any) error {
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("result cannot be encoded as JSON: %w", err))
+	}
+	if len(raw) > MaxResultBytes {
+		return river.JobCancel(&ResultTooLargeError{Size: len(raw)})
+	}
+	return river.RecordOutput(ctx, json.RawMessage(raw))
 }
 
 // ArgsError maps an args field (a JSON name) to what is wrong with it. The

@@ -26,5 +26,5 @@ type NoopWorker struct {
 
 // Work records an empty result.
 func (w *NoopWorker) Work(ctx context.Context, _ *river.Job[NoopArgs]) error {
-	return river.RecordOutput(ctx, NoopResult{})
+	return RecordResult(ctx, NoopResult{})
 }

@@ -123,7 +123,7 @@ func (w *SleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error
 
 	slept := time.Since(start)
 	w.report(ctx, job.ID, total, total)
-	return river.RecordOutput(ctx, SleepResult{SleptMS: slept.Milliseconds(), Attempt: job.Attempt})
+	return RecordResult(ctx, SleepResult{SleptMS: slept.Milliseconds(), Attempt: job.Attempt})
 }
 
 func (w *SleepWorker) report(ctx context.Context, taskID int64, done, total time.Duration) {

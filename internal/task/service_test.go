@@ -28,10 +28,10 @@ type testBundle struct {
 
 // setup builds the real stack on a fresh database. With work set, River's
 // client runs workers, tuned to pick up and retry fast.
-func setup(t *testing.T, work bool) *testBundle {
+func setup(t *testing.T, work bool, extraKinds ...jobs.Kind) *testBundle {
 	t.Helper()
 	pool := pgtest.NewDB(t)
-	kinds := jobs.Kinds(jobs.Deps{DB: pool})
+	kinds := append(jobs.Kinds(jobs.Deps{DB: pool}), extraKinds...)
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	cfg := &river.Config{
