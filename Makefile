@@ -37,8 +37,8 @@ bench: ## Run the benchmark program, cmd/bench (starts the local Postgres unless
 	$(WITH_DB) go run ./cmd/bench
 
 .PHONY: chaos
-chaos: ## Run the fault-injection suite, build tag chaos (starts the local Postgres unless DATABASE_URL is set)
-	$(WITH_DB) go test -race -count=1 -run Chaos -tags chaos ./...
+chaos: ## Run the fault suite (build tag chaos): kill -9, replicas, deploys, Postgres restart, overload; prints a ledger summary per scenario
+	$(WITH_DB) go test -race -count=1 -timeout 20m -v -run Chaos -tags chaos ./cmd/server | grep -E '^(chaos:|\s*--- |ok|FAIL|PASS|panic)|_test\.go:[0-9]+:'
 
 FUZZTIME ?= 60s
 
@@ -50,7 +50,7 @@ fuzz: ## Fuzz request decoding and args parsing, FUZZTIME each (default 60s); se
 .PHONY: lint
 lint: ## Check formatting (gofmt) and run golangci-lint
 	@unformatted="$$(gofmt -l .)"; if [[ -n $$unformatted ]]; then echo "gofmt -l lists files to format:"; echo "$$unformatted"; exit 1; fi
-	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run --build-tags chaos ./...
 
 # River's migrations first: sqlc reads the schema from migrations/.
 .PHONY: generate

@@ -96,6 +96,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 
 	logger.InfoContext(ctx, "handoff serving",
 		slog.String("addr", listener.Addr().String()),
+		slog.String("river_client_id", riverClient.ID()),
 		slog.Int("workers", cfg.Workers),
 		slog.Any("queues", slices.Sorted(maps.Keys(queues))),
 		slog.Duration("rescue_after", cfg.RescueAfter),

@@ -21,7 +21,9 @@ type panicArgs struct{}
 func (panicArgs) Kind() string    { return "test_panic" }
 func (panicArgs) Validate() error { return nil }
 
-type panicWorker struct{ river.WorkerDefaults[panicArgs] }
+type panicWorker struct {
+	river.WorkerDefaults[panicArgs]
+}
 
 func (w *panicWorker) Work(context.Context, *river.Job[panicArgs]) error {
 	panic("worker bug: nil map")

@@ -233,34 +233,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 		}
 	}
 
-	var row *store.Task
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res, err := s.jobs.InsertTx(ctx, tx, p.args, p.opts)
-		if err != nil {
-			return fmt.Errorf("insert job: %w", err)
-		}
-		job := res.Job
-		row, err = s.queries.TaskInsert(ctx, tx, store.TaskInsertParams{
-			ID:             job.ID,
-			Kind:           job.Kind,
-			Queue:          job.Queue,
-			Priority:       int16(job.Priority), //nolint:gosec // River bounds priority to 1-4
-			Args:           job.EncodedArgs,
-			State:          string(job.State),
-			MaxAttempts:    int16(job.MaxAttempts), //nolint:gosec // bounded by MaxAttemptsLimit
-			IdempotencyKey: p.key,
-			RequestHash:    p.requestHash,
-			CreatedAt:      job.CreatedAt,
-			ScheduledAt:    job.ScheduledAt,
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errKeyTaken
-		}
-		if err != nil {
-			return fmt.Errorf("insert task: %w", err)
-		}
-		return nil
-	})
+	row, err := s.insert(ctx, p)
 	if errors.Is(err, errKeyTaken) {
 		t, err := s.byIdempotencyKey(ctx, p)
 		return t, false, err
@@ -270,6 +243,53 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 	}
 	t, err := fromRow(row)
 	return t, true, err
+}
+
+// commitTimeout bounds the wait for a commit's answer.
+const commitTimeout = 10 * time.Second
+
+// insert writes the job and the task row in one transaction.
+func (s *Service) insert(ctx context.Context, p *prepared) (*store.Task, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	res, err := s.jobs.InsertTx(ctx, tx, p.args, p.opts)
+	if err != nil {
+		return nil, fmt.Errorf("insert job: %w", err)
+	}
+	job := res.Job
+	row, err := s.queries.TaskInsert(ctx, tx, store.TaskInsertParams{
+		ID:             job.ID,
+		Kind:           job.Kind,
+		Queue:          job.Queue,
+		Priority:       int16(job.Priority), //nolint:gosec // River bounds priority to 1-4
+		Args:           job.EncodedArgs,
+		State:          string(job.State),
+		MaxAttempts:    int16(job.MaxAttempts), //nolint:gosec // bounded by MaxAttemptsLimit
+		IdempotencyKey: p.key,
+		RequestHash:    p.requestHash,
+		CreatedAt:      job.CreatedAt,
+		ScheduledAt:    job.ScheduledAt,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errKeyTaken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("insert task: %w", err)
+	}
+
+	// The commit does not end with the request's context: once COMMIT is
+	// sent, only its answer tells whether the task was accepted, and a
+	// client must never be told "failed" about a task that exists.
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := tx.Commit(commitCtx); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return row, nil
 }
 
 func (s *Service) byIdempotencyKey(ctx context.Context, p *prepared) (*Task, error) {
