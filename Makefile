@@ -22,7 +22,8 @@ help: ## Print this list of targets
 
 .PHONY: run
 run: ## Migrate and serve on HTTP_ADDR (starts the local Postgres unless DATABASE_URL is set)
-	$(WITH_DB) bash -c 'go run ./cmd/server migrate up && exec go run ./cmd/server serve'
+	go build -o bin/handoff ./cmd/server
+	$(WITH_DB) bash -c 'bin/handoff migrate up && exec bin/handoff serve'
 
 .PHONY: test
 test: ## Run every test with the race detector (starts the local Postgres unless DATABASE_URL is set)

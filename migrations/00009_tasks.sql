@@ -47,6 +47,7 @@ CREATE UNIQUE INDEX tasks_idempotency_key_idx ON tasks (idempotency_key)
 -- these serve the state and kind filters at any table size.
 CREATE INDEX tasks_state_id_idx ON tasks (state, id);
 CREATE INDEX tasks_kind_id_idx ON tasks (kind, id);
+CREATE INDEX tasks_kind_state_id_idx ON tasks (kind, state, id);
 
 -- +goose StatementBegin
 CREATE FUNCTION handoff_task_sync() RETURNS trigger
@@ -59,6 +60,9 @@ BEGIN
         errors       = coalesce(to_jsonb(NEW.errors), '[]'::jsonb),
         result       = CASE WHEN NEW.state = 'completed'
                             THEN NEW.metadata -> 'output' END,
+        -- A task waiting for its next attempt has no progress yet.
+        progress     = CASE WHEN NEW.state IN ('available', 'scheduled', 'pending', 'retryable')
+                            THEN NULL ELSE progress END,
         scheduled_at = NEW.scheduled_at,
         started_at   = NEW.attempted_at,
         finished_at  = NEW.finalized_at

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -92,13 +93,22 @@ func parseConfig(getenv func(string) string) (*config, error) {
 		LogFormat:          p.str("LOG_FORMAT", "json"),
 	}
 	if cfg.DatabaseURL == "" {
-		p.errs = append(p.errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff (`make run` starts a local Postgres and sets it)"))
+		p.errs = append(p.errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff; for the project's local Postgres use DATABASE_URL=$(make -s db/url) (`make run` sets it for you)"))
+	}
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+		p.errs = append(p.errs, fmt.Errorf("HTTP_ADDR=%q: must be host:port, e.g. 127.0.0.1:8080 or :8080", cfg.HTTPAddr))
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		p.errs = append(p.errs, fmt.Errorf("LOG_FORMAT=%q: must be json or text", cfg.LogFormat))
 	}
 	if cfg.FetchCooldown < time.Millisecond {
 		p.errs = append(p.errs, fmt.Errorf("FETCH_COOLDOWN=%s: must be at least 1ms", cfg.FetchCooldown))
+	}
+	if cfg.FetchPollInterval < cfg.FetchCooldown {
+		p.errs = append(p.errs, fmt.Errorf("FETCH_POLL_INTERVAL=%s: must not be shorter than FETCH_COOLDOWN=%s", cfg.FetchPollInterval, cfg.FetchCooldown))
+	}
+	if _, ok := cfg.Queues["default"]; ok {
+		p.errs = append(p.errs, errors.New("QUEUES: set the default queue's workers with WORKERS, not QUEUES"))
 	}
 	if cfg.RescueAfter < time.Second {
 		p.errs = append(p.errs, fmt.Errorf("RESCUE_AFTER=%s: must be at least 1s", cfg.RescueAfter))
@@ -154,6 +164,7 @@ func (p *envParser) duration(name string, def time.Duration) time.Duration {
 	v, err := time.ParseDuration(raw)
 	if err != nil || v <= 0 {
 		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be a positive duration such as 30s or 2m", name, raw))
+		return def // one report per bad variable
 	}
 	return v
 }

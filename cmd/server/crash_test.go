@@ -159,6 +159,11 @@ func TestCrashLosesNothing(t *testing.T) {
 		accepted).Scan(&tasks, &missing, &badResults))
 	require.Zero(t, missing, "accepted tasks not completed with a result")
 	require.Zero(t, badResults, "tasks whose result was recorded more than once")
+	// A rescued task ran more than once; its one recorded result must be
+	// the attempt that completed it, not an earlier one.
+	var mismatched int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM tasks WHERE kind = 'sleep' AND (result ->> 'attempt')::int <> attempt").Scan(&mismatched))
+	require.Zero(t, mismatched, "sleep results that are not the completing attempt's")
 	var audited int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(DISTINCT task_id) FROM result_audit").Scan(&audited))
 	require.Equal(t, tasks, audited, "every task has its one recorded result")

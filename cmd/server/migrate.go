@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/handoff/handoff/internal/httpapi"
 	"github.com/handoff/handoff/migrations"
 )
 
@@ -162,7 +163,7 @@ func (s *schema) prepare(ctx context.Context, logger *slog.Logger, autoMigrate b
 		return err
 	}
 	if current < target {
-		return fmt.Errorf("database schema is at version %d but this binary needs version %d: run `server migrate up` (`go run ./cmd/server migrate up`, or `make run`), or start with AUTO_MIGRATE=true", current, target)
+		return fmt.Errorf("database schema is at version %d but this binary needs version %d: run `handoff migrate up` (from the source tree: `DATABASE_URL=... go run ./cmd/server migrate up`, or `make run`), or start with AUTO_MIGRATE=true", current, target)
 	}
 	if current > target {
 		logger.WarnContext(ctx, "database schema is newer than this binary; serving, as migrations are kept backward compatible", slog.Int64("schema_version", current), slog.Int64("binary_version", target))
@@ -192,14 +193,17 @@ func (s *schema) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+		return &httpapi.NotReadyError{Reason: "database unreachable", Err: err}
 	}
 	current, target, err := s.versions(ctx)
 	if err != nil {
-		return err
+		return &httpapi.NotReadyError{Reason: "cannot read the schema version", Err: err}
 	}
 	if current < target {
-		return fmt.Errorf("schema at version %d, binary needs %d", current, target)
+		return &httpapi.NotReadyError{
+			Reason: fmt.Sprintf("schema at version %d, binary needs %d: run `migrate up`", current, target),
+			Err:    errors.New("schema too old"),
+		}
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-const usage = `usage: server [command]
+const usage = `usage: handoff [command]   (from the source tree: go run ./cmd/server [command])
 
 commands:
   serve                     HTTP API and River workers (the default)

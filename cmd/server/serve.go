@@ -81,8 +81,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: handler,
+		// Bounds on slow clients, so that none can hold a connection (and a
+		// graceful stop) open: a body is at most 1 MiB.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
@@ -99,8 +104,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		slog.String("river_client_id", riverClient.ID()),
 		slog.Int("workers", cfg.Workers),
 		slog.Any("queues", slices.Sorted(maps.Keys(queues))),
-		slog.Duration("rescue_after", cfg.RescueAfter),
-		slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
+		slog.String("rescue_after", cfg.RescueAfter.String()),
+		slog.String("shutdown_timeout", cfg.ShutdownTimeout.String()),
+		slog.String("fetch_cooldown", cfg.FetchCooldown.String()),
 		slog.Int("db_max_conns", cfg.DBMaxConns),
 	)
 	fmt.Fprintf(stdout, "handoff: serving on http://%s\n", listener.Addr())
@@ -109,27 +115,33 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	case err = <-serveErr:
 		err = fmt.Errorf("HTTP server: %w", err)
 	case <-ctx.Done():
-		logger.Info("shutting down: draining HTTP requests, then running tasks", slog.Duration("shutdown_timeout", cfg.ShutdownTimeout))
+		logger.Info("shutting down: draining HTTP requests, then running tasks", slog.String("shutdown_timeout", cfg.ShutdownTimeout.String()))
 	}
 	return errors.Join(err, shutdown(logger, srv, riverClient, cfg.ShutdownTimeout))
 }
 
+// shutdown stops HTTP, then River, within one deadline: timeout for both,
+// plus a margin for cancelled workers to return and River to record that.
 func shutdown(logger *slog.Logger, srv *http.Server, riverClient *river.Client[pgx.Tx], timeout time.Duration) error {
-	httpCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
-	var errs []error
+
+	// In-flight requests get the same time as running tasks. A client too
+	// slow for that is cut off: its request was not accepted, and it
+	// must not keep the rest of the stop waiting.
+	httpCtx, cancelHTTP := context.WithTimeout(ctx, timeout)
+	defer cancelHTTP()
 	if err := srv.Shutdown(httpCtx); err != nil {
-		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+		logger.Warn("HTTP requests still running at the shutdown timeout; closing their connections", slog.Any("error", err))
+		_ = srv.Close()
 	}
-	// Stop waits for running tasks up to SoftStopTimeout, then cancels them;
-	// the extra time lets cancelled workers return and River record that.
-	riverCtx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
-	defer cancel()
-	if err := riverClient.Stop(riverCtx); err != nil {
-		errs = append(errs, fmt.Errorf("stop River client: %w", err))
+	// Stop waits for running tasks up to SoftStopTimeout, then cancels
+	// them; River puts cancelled tasks back without using up an attempt.
+	if err := riverClient.Stop(ctx); err != nil {
+		return fmt.Errorf("stop River client: %w", err)
 	}
 	logger.Info("stopped")
-	return errors.Join(errs...)
+	return nil
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {

@@ -74,7 +74,7 @@ func decodeError(err error) error {
 		}
 	}
 	var timeErr *time.ParseError
-	if errors.As(err, &timeErr) {
+	if errors.As(err, &timeErr) || strings.Contains(err.Error(), "Time.UnmarshalJSON") {
 		return &requestError{
 			status: http.StatusUnprocessableEntity,
 			detail: "run_at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z",

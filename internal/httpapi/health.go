@@ -2,9 +2,28 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 )
+
+// NotReadyError is a readiness failure whose Reason is safe to show to
+// any caller of /readyz.
+type NotReadyError struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReadyError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *NotReadyError) Unwrap() error { return e.Err }
+
+func notReadyReason(err error) string {
+	var nr *NotReadyError
+	if errors.As(err, &nr) {
+		return nr.Reason
+	}
+	return "readiness check failed; see the server log"
+}
 
 type status struct {
 	Status string `json:"status"`
@@ -24,7 +43,10 @@ func handleHealthz() http.Handler {
 func handleReadyz(logger *slog.Logger, ready func(context.Context) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {
-			writeProblem(w, r, logger, &requestError{status: http.StatusServiceUnavailable, detail: "not ready: " + err.Error()})
+			// The cause may name hosts and users: it goes to the log, and
+			// the probe's caller gets the kind of problem.
+			logger.WarnContext(r.Context(), "not ready", slog.Any("error", err))
+			writeProblem(w, r, logger, &requestError{status: http.StatusServiceUnavailable, detail: "not ready: " + notReadyReason(err)})
 			return
 		}
 		_ = encode(w, http.StatusOK, status{Status: "ready"})

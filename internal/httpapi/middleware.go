@@ -53,7 +53,7 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)),
+			slog.String("duration", time.Since(start).String()),
 		)
 	})
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -61,6 +63,15 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		p.Status, p.Detail = http.StatusNotFound, "no task has this id"
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads this answer.
+		logger.DebugContext(r.Context(), "client gone", slog.String("path", r.URL.Path))
+		p.Status, p.Detail = http.StatusServiceUnavailable, "the request was cancelled"
+	case isDataException(err):
+		// Postgres refused a value (class 22): input that slipped past
+		// validation is still the client's, never a 500.
+		logger.WarnContext(r.Context(), "value refused by Postgres", slog.String("path", r.URL.Path), slog.Any("error", err))
+		p.Status, p.Detail = http.StatusBadRequest, "a value in the request cannot be stored: text must be valid UTF-8 without NUL characters"
 	case isUnavailable(err):
 		logger.WarnContext(r.Context(), "database unavailable", slog.String("path", r.URL.Path), slog.Any("error", err))
 		w.Header().Set("Retry-After", "1")
@@ -77,6 +88,11 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 	if err := json.NewEncoder(w).Encode(p); err != nil {
 		logger.DebugContext(r.Context(), "write problem", slog.Any("error", err))
 	}
+}
+
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }
 
 // isUnavailable reports errors that mean the database could not be reached
@@ -98,6 +114,14 @@ func isUnavailable(err error) bool {
 	default:
 		return pgconn.SafeToRetry(err)
 	}
+}
+
+// handleMethodNotAllowed answers a known path asked with another method.
+func handleMethodNotAllowed(logger *slog.Logger, allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeProblem(w, r, logger, &requestError{status: http.StatusMethodNotAllowed, detail: fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, allow)})
+	})
 }
 
 // handleNotFound answers requests no route matches.

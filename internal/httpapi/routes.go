@@ -15,6 +15,11 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service) {
 	mux.Handle("GET /v1/tasks/{id}", handleTaskGet(logger, tasks))
 	mux.Handle("POST /v1/tasks/{id}/cancel", handleTaskCancel(logger, tasks))
 	mux.Handle("POST /v1/tasks/{id}/retry", handleTaskRetry(logger, tasks))
+	// Known paths asked with another method: 405 with Allow, not 404.
+	mux.Handle("/v1/tasks", handleMethodNotAllowed(logger, "GET, POST"))
+	mux.Handle("/v1/tasks/{id}", handleMethodNotAllowed(logger, "GET"))
+	mux.Handle("/v1/tasks/{id}/cancel", handleMethodNotAllowed(logger, "POST"))
+	mux.Handle("/v1/tasks/{id}/retry", handleMethodNotAllowed(logger, "POST"))
 	mux.Handle("/", handleNotFound(logger))
 }
 

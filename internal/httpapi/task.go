@@ -101,6 +101,9 @@ func handleTaskList(logger *slog.Logger, tasks *task.Service) http.Handler {
 func listParams(r *http.Request) (task.ListParams, error) {
 	q := r.URL.Query()
 	params := task.ListParams{State: q.Get("state"), Kind: q.Get("kind")}
+	if !task.ValidText(params.Kind) {
+		return params, badRequest("kind must be valid UTF-8 without NUL characters")
+	}
 	if params.State != "" && !slices.Contains(task.States, params.State) {
 		return params, badRequest(fmt.Sprintf("state %q is not a task state; use one of: %s", params.State, strings.Join(task.States, ", ")))
 	}

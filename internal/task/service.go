@@ -2,6 +2,7 @@ package task
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,7 +30,7 @@ const (
 	IdempotencyKeyMaxLen  = 255
 	DefaultQueue          = river.QueueDefault
 	ListLimitDefault      = 50
-	ListLimitMax          = 500
+	ListLimitMax          = 100
 	runAtFutureLimitYears = 10
 )
 
@@ -125,7 +127,9 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 		if args, err = kind.Parse(req.Args); err != nil {
 			var argsErr jobs.ArgsError
 			if !errors.As(err, &argsErr) {
-				return nil, fmt.Errorf("parse args: %w", err)
+				// A kind's Validate may return any error; it still describes
+				// the client's args.
+				argsErr = jobs.ArgsError{"": err.Error()}
 			}
 			for field, msg := range argsErr {
 				problems[strings.TrimSuffix("args."+field, ".")] = msg
@@ -157,8 +161,11 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 	}
 	var key *string
 	if req.IdempotencyKey != "" {
-		if len(req.IdempotencyKey) > IdempotencyKeyMaxLen {
+		switch {
+		case len(req.IdempotencyKey) > IdempotencyKeyMaxLen:
 			problems["idempotency_key"] = fmt.Sprintf("must be at most %d bytes", IdempotencyKeyMaxLen)
+		case !ValidText(req.IdempotencyKey):
+			problems["idempotency_key"] = "must be valid UTF-8 without NUL characters"
 		}
 		key = &req.IdempotencyKey
 	}
@@ -186,6 +193,12 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 	return p, nil
 }
 
+// ValidText reports whether s can be stored in a Postgres text column:
+// valid UTF-8 and no NUL, which Postgres refuses.
+func ValidText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
 // requestHash identifies a request by its meaning, not its bytes: args are
 // hashed as re-encoded from their parsed form, so field order and spacing do
 // not make two equal requests differ.
@@ -197,7 +210,7 @@ func requestHash(kind string, args river.JobArgs, opts *river.InsertOpts) ([]byt
 		Priority    int           `json:"priority"`
 		MaxAttempts int           `json:"max_attempts"`
 		RunAt       time.Time     `json:"run_at"`
-	}{kind, args, opts.Queue, opts.Priority, opts.MaxAttempts, opts.ScheduledAt})
+	}{kind, args, opts.Queue, opts.Priority, cmp.Or(opts.MaxAttempts, river.MaxAttemptsDefault), opts.ScheduledAt})
 	if err != nil {
 		return nil, fmt.Errorf("encode request for hashing: %w", err)
 	}
@@ -254,11 +267,22 @@ func (s *Service) insert(ctx context.Context, p *prepared) (*store.Task, error) 
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	defer func() {
+		// A no-op after Commit; bounded so that a dead connection cannot
+		// hold this goroutine.
+		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rollbackCtx)
+	}()
 
 	res, err := s.jobs.InsertTx(ctx, tx, p.args, p.opts)
 	if err != nil {
 		return nil, fmt.Errorf("insert job: %w", err)
+	}
+	if res.UniqueSkippedAsDuplicate {
+		// Handoff's dedup is the idempotency key; River's unique jobs
+		// would return another task's job.
+		return nil, fmt.Errorf("kind %q sets River UniqueOpts, which Handoff does not support: use idempotency keys", res.Job.Kind)
 	}
 	job := res.Job
 	row, err := s.queries.TaskInsert(ctx, tx, store.TaskInsertParams{
@@ -287,6 +311,13 @@ func (s *Service) insert(ctx context.Context, p *prepared) (*store.Task, error) 
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	if err := tx.Commit(commitCtx); err != nil {
+		// The connection may have died after Postgres committed: look,
+		// so that a committed task is reported as accepted.
+		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if committed, lookErr := s.queries.TaskGetByID(lookCtx, s.pool, job.ID); lookErr == nil {
+			return committed, nil
+		}
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return row, nil

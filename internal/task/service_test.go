@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +57,16 @@ func setup(t *testing.T, work bool, extraKinds ...jobs.Kind) *testBundle {
 		})
 	}
 	return &testBundle{pool: pool, client: client, svc: task.NewService(pool, client, kinds, nil)}
+}
+
+// knownKinds is the kind list as error messages show it.
+func knownKinds() string {
+	var names []string
+	for _, k := range jobs.Kinds(jobs.Deps{}) {
+		names = append(names, k.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 func countRows(t *testing.T, pool *pgxpool.Pool) (tasks, jobRows int) {
@@ -155,13 +167,15 @@ func TestCreate(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t, false)
 		runAt := time.Now().AddDate(11, 0, 0)
+		known := knownKinds()
 
 		tests := []struct {
 			req  task.CreateRequest
 			want map[string]string
 		}{
-			{task.CreateRequest{}, map[string]string{"kind": "is required; known kinds: noop, sleep"}},
-			{task.CreateRequest{Kind: "email"}, map[string]string{"kind": `unknown kind "email"; known kinds: noop, sleep`}},
+			{task.CreateRequest{}, map[string]string{"kind": "is required; known kinds: " + known}},
+			{task.CreateRequest{Kind: "email"}, map[string]string{"kind": `unknown kind "email"; known kinds: ` + known}},
+			{task.CreateRequest{Kind: "noop", IdempotencyKey: "a\x00b"}, map[string]string{"idempotency_key": "must be valid UTF-8 without NUL characters"}},
 			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 4000}`)}, map[string]string{"args.seconds": "must be between 0 and 3600"}},
 			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "extra": true}`)}, map[string]string{"args": `unknown field "extra"`}},
 			{task.CreateRequest{Kind: "noop", Priority: 5}, map[string]string{"priority": "must be between 1 (highest) and 4"}},
