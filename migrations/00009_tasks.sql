@@ -30,6 +30,9 @@ CREATE TABLE tasks (
     scheduled_at    timestamptz NOT NULL,
     started_at      timestamptz,
     finished_at     timestamptz,
+    -- Set when a running task is asked to cancel; it shows "cancelled"
+    -- once its worker returns.
+    cancel_requested_at timestamptz,
     CONSTRAINT tasks_state_check CHECK (state IN (
         'available', 'scheduled', 'pending', 'running', 'retryable',
         'completed', 'discarded', 'cancelled')),
@@ -80,7 +83,34 @@ CREATE TRIGGER river_job_task_sync
           OR OLD.scheduled_at IS DISTINCT FROM NEW.scheduled_at)
     EXECUTE FUNCTION handoff_task_sync();
 
+-- A job deleted before it finished (River UI, JobDelete) can never run: its
+-- task must not wait forever. The cleaner deletes only finished jobs, which
+-- the WHEN clause passes over at no cost.
+-- +goose StatementBegin
+CREATE FUNCTION handoff_task_job_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE tasks SET
+        state       = 'cancelled',
+        finished_at = now(),
+        errors      = errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', OLD.attempt, 'at', now(),
+                          'error', 'job deleted before it finished'))
+    WHERE id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER river_job_task_deleted
+    AFTER DELETE ON river_job
+    FOR EACH ROW
+    WHEN (OLD.finalized_at IS NULL)
+    EXECUTE FUNCTION handoff_task_job_deleted();
+
 -- +goose Down
+DROP TRIGGER IF EXISTS river_job_task_deleted ON river_job;
+DROP FUNCTION IF EXISTS handoff_task_job_deleted();
 DROP TRIGGER IF EXISTS river_job_task_sync ON river_job;
 DROP FUNCTION IF EXISTS handoff_task_sync();
 DROP TABLE IF EXISTS tasks;

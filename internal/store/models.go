@@ -10,21 +10,22 @@ import (
 )
 
 type Task struct {
-	ID             int64
-	Kind           string
-	Queue          string
-	Priority       int16
-	Args           json.RawMessage
-	State          string
-	Attempt        int16
-	MaxAttempts    int16
-	Errors         json.RawMessage
-	Result         json.RawMessage
-	Progress       json.RawMessage
-	IdempotencyKey *string
-	RequestHash    []byte
-	CreatedAt      time.Time
-	ScheduledAt    time.Time
-	StartedAt      *time.Time
-	FinishedAt     *time.Time
+	ID                int64
+	Kind              string
+	Queue             string
+	Priority          int16
+	Args              json.RawMessage
+	State             string
+	Attempt           int16
+	MaxAttempts       int16
+	Errors            json.RawMessage
+	Result            json.RawMessage
+	Progress          json.RawMessage
+	IdempotencyKey    *string
+	RequestHash       []byte
+	CreatedAt         time.Time
+	ScheduledAt       time.Time
+	StartedAt         *time.Time
+	FinishedAt        *time.Time
+	CancelRequestedAt *time.Time
 }

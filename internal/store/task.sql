@@ -47,3 +47,6 @@ LIMIT @max;
 
 -- name: TaskProgressUpdate :execrows
 UPDATE tasks SET progress = @progress WHERE id = @id;
+
+-- name: TaskCancelRequestedSet :exec
+UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = @id;

@@ -11,8 +11,17 @@ import (
 	"time"
 )
 
+const taskCancelRequestedSet = `-- name: TaskCancelRequestedSet :exec
+UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1
+`
+
+func (q *Queries) TaskCancelRequestedSet(ctx context.Context, db DBTX, id int64) error {
+	_, err := db.Exec(ctx, taskCancelRequestedSet, id)
+	return err
+}
+
 const taskGetByID = `-- name: TaskGetByID :one
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at FROM tasks WHERE id = $1
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks WHERE id = $1
 `
 
 func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, error) {
@@ -36,12 +45,13 @@ func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, er
 		&i.ScheduledAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.CancelRequestedAt,
 	)
 	return &i, err
 }
 
 const taskGetByIdempotencyKey = `-- name: TaskGetByIdempotencyKey :one
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at FROM tasks WHERE idempotency_key = $1
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks WHERE idempotency_key = $1
 `
 
 func (q *Queries) TaskGetByIdempotencyKey(ctx context.Context, db DBTX, idempotencyKey *string) (*Task, error) {
@@ -65,6 +75,7 @@ func (q *Queries) TaskGetByIdempotencyKey(ctx context.Context, db DBTX, idempote
 		&i.ScheduledAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.CancelRequestedAt,
 	)
 	return &i, err
 }
@@ -78,7 +89,7 @@ INSERT INTO tasks (
     $8, $9, $10, $11
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at
+RETURNING id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at
 `
 
 type TaskInsertParams struct {
@@ -130,13 +141,14 @@ func (q *Queries) TaskInsert(ctx context.Context, db DBTX, arg TaskInsertParams)
 		&i.ScheduledAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.CancelRequestedAt,
 	)
 	return &i, err
 }
 
 const taskListPage = `-- name: TaskListPage :many
 
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
 WHERE id < $1
 ORDER BY id DESC
 LIMIT $2
@@ -177,6 +189,7 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 			&i.ScheduledAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -189,7 +202,7 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 }
 
 const taskListPageByKind = `-- name: TaskListPageByKind :many
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
 WHERE kind = $1 AND id < $2
 ORDER BY id DESC
 LIMIT $3
@@ -228,6 +241,7 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 			&i.ScheduledAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -240,7 +254,7 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 }
 
 const taskListPageByKindState = `-- name: TaskListPageByKindState :many
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
 WHERE kind = $1 AND state = $2 AND id < $3
 ORDER BY id DESC
 LIMIT $4
@@ -285,6 +299,7 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 			&i.ScheduledAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -297,7 +312,7 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 }
 
 const taskListPageByState = `-- name: TaskListPageByState :many
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
 WHERE state = $1 AND id < $2
 ORDER BY id DESC
 LIMIT $3
@@ -336,6 +351,7 @@ func (q *Queries) TaskListPageByState(ctx context.Context, db DBTX, arg TaskList
 			&i.ScheduledAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.CancelRequestedAt,
 		); err != nil {
 			return nil, err
 		}

@@ -418,7 +418,17 @@ func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, 
 //
 // Errors: ErrNotFound.
 func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
-	return s.control(ctx, id, s.jobs.JobCancelTx, nil)
+	return s.control(ctx, id, func(ctx context.Context, tx pgx.Tx, id int64) (*rivertype.JobRow, error) {
+		job, err := s.jobs.JobCancelTx(ctx, tx, id)
+		if err == nil && job.State == rivertype.JobStateRunning {
+			// River has flagged the job and told its worker; the task
+			// shows the request until the worker returns.
+			if err := s.queries.TaskCancelRequestedSet(ctx, tx, id); err != nil {
+				return nil, fmt.Errorf("flag cancel: %w", err)
+			}
+		}
+		return job, err
+	}, nil)
 }
 
 // Retry queues a task again: a finished one runs anew, a scheduled or

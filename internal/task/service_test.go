@@ -357,10 +357,12 @@ func TestWork(t *testing.T) {
 		require.NoError(t, err)
 		waitForState(t, bundle.svc, created.ID, "running")
 
-		_, err = bundle.svc.Cancel(ctx, created.ID)
+		flagged, err := bundle.svc.Cancel(ctx, created.ID)
 		require.NoError(t, err)
+		require.NotNil(t, flagged.CancelRequestedAt, "a running task shows that it was asked to cancel")
 		done := waitForState(t, bundle.svc, created.ID, "cancelled")
 		require.NotNil(t, done.FinishedAt)
+		require.NotNil(t, done.CancelRequestedAt)
 	})
 }
 
@@ -386,6 +388,25 @@ func TestControl(t *testing.T) {
 		require.Equal(t, "available", retried.State)
 		require.Nil(t, retried.FinishedAt)
 		require.WithinDuration(t, time.Now(), retried.ScheduledAt, time.Minute)
+	})
+
+	t.Run("DeletedJobCancelsItsTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop"})
+		require.NoError(t, err)
+		// As River UI's delete button does.
+		_, err = bundle.client.JobDelete(ctx, created.ID)
+		require.NoError(t, err)
+
+		got, err := bundle.svc.Get(ctx, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, "cancelled", got.State)
+		require.NotNil(t, got.FinishedAt)
+		require.Len(t, got.Errors, 1)
+		require.Equal(t, "job deleted before it finished", got.Errors[0].Error)
 	})
 
 	t.Run("UnknownTask", func(t *testing.T) {

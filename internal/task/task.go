@@ -31,6 +31,9 @@ type Task struct {
 	ScheduledAt time.Time       `json:"scheduled_at"`
 	StartedAt   *time.Time      `json:"started_at"`
 	FinishedAt  *time.Time      `json:"finished_at"`
+	// CancelRequestedAt is set when a running task was asked to cancel;
+	// State becomes "cancelled" when its worker returns.
+	CancelRequestedAt *time.Time `json:"cancel_requested_at"`
 }
 
 // AttemptError is the error of one failed attempt.
@@ -57,6 +60,8 @@ func fromRow(row *store.Task) (*Task, error) {
 		ScheduledAt: row.ScheduledAt,
 		StartedAt:   row.StartedAt,
 		FinishedAt:  row.FinishedAt,
+
+		CancelRequestedAt: row.CancelRequestedAt,
 	}
 	// River's error entries also carry a stack trace, which stays in the
 	// database: it is for operators, not API clients.
