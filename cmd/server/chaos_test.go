@@ -294,8 +294,10 @@ func TestChaosReplicas(t *testing.T) { //nolint:paralleltest // scenarios run on
 			auditResults(t, pool)
 			l := newLedger()
 			servers := make([]*serverProcess, n)
+			// A short retention, so that the cleaner's work shows too.
+			env := append(slices.Clone(chaosEnv), "COMPLETED_RETENTION=2s")
 			for i := range servers {
-				servers[i] = startServer(t, url, chaosEnv...)
+				servers[i] = startServer(t, url, env...)
 			}
 			c := &cluster{}
 			c.set(servers...)
@@ -323,6 +325,17 @@ func TestChaosReplicas(t *testing.T) { //nolint:paralleltest // scenarios run on
 			s := l.check(t, pool, fmt.Sprintf("%d replicas, leader killed", n), killedAt)
 			require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM tasks WHERE errors::text LIKE '%Stuck job rescued%'`).Scan(&rescued))
 			t.Logf("%s; %d tasks rescued", s, rescued)
+
+			// The cleaner, also the leader's, deletes finished job rows;
+			// the tasks stay, with their results.
+			require.Eventually(t, func() bool {
+				var jobRows int
+				require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM river_job WHERE state = 'completed'").Scan(&jobRows))
+				return jobRows == 0
+			}, 2*time.Minute, time.Second, "the new leader's cleaner never removed completed jobs")
+			var kept int
+			require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM tasks WHERE state = 'completed' AND result IS NOT NULL").Scan(&kept))
+			require.Equal(t, s.completed, kept)
 		})
 	}
 }
