@@ -34,8 +34,8 @@ test/short: ## Run the tests that need no database (go test -short)
 	go test -short ./...
 
 .PHONY: bench
-bench: ## Run the benchmark program, cmd/bench (starts the local Postgres unless DATABASE_URL is set)
-	$(WITH_DB) go run ./cmd/bench
+bench: ## Run the benchmark suite, cmd/bench, under 10 min; BENCH_FLAGS=-quick or -only=work (see docs/performance.md)
+	$(WITH_DB) go run ./cmd/bench $(BENCH_FLAGS)
 
 .PHONY: chaos
 chaos: ## Run the fault suite (build tag chaos): kill -9, replicas, deploys, Postgres restart, overload; prints a ledger summary per scenario

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat's CPU times; it is 100
+// on every Linux the bench is meant for.
+const clockTick = 10 * time.Millisecond
+
+// cpuTimes is the CPU time (user + system) used so far by the Postgres
+// backends of one database, the server process and the bench itself. The
+// difference of two snapshots says where the CPU of a measured window
+// went: on a 2-core machine that is what bounds every figure.
+type cpuTimes struct {
+	postgres, server, bench time.Duration
+}
+
+func (c cpuTimes) sub(o cpuTimes) cpuTimes {
+	return cpuTimes{postgres: c.postgres - o.postgres, server: c.server - o.server, bench: c.bench - o.bench}
+}
+
+// perTask formats the CPU per task of a window that did n tasks.
+func (c cpuTimes) perTask(n int) string {
+	if n == 0 {
+		return ""
+	}
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
+	return fmt.Sprintf("pg %.0f + server %.0f + client %.0f µs", us(c.postgres), us(c.server), us(c.bench))
+}
+
+// sampleCPU reads the CPU times of the backends connected to database
+// dbName, of the process serverPID (0 for none) and of this process.
+func sampleCPU(dbName string, serverPID int) (cpuTimes, error) {
+	var c cpuTimes
+	var err error
+	if c.bench, err = procCPU(os.Getpid()); err != nil {
+		return c, err
+	}
+	if serverPID != 0 {
+		if c.server, err = procCPU(serverPID); err != nil {
+			return c, err
+		}
+	}
+	pids, err := backendPIDs(dbName)
+	if err != nil {
+		return c, err
+	}
+	for _, pid := range pids {
+		// A backend may exit between listing and reading: it no longer
+		// counts, which only understates Postgres's share.
+		if d, err := procCPU(pid); err == nil {
+			c.postgres += d
+		}
+	}
+	return c, nil
+}
+
+// procCPU returns utime + stime of a process.
+func procCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time of pid %d: %w", pid, err)
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// fields are counted after its closing parenthesis.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(string(raw[i+1:]))
+	// utime and stime are fields 14 and 15, that is 11 and 12 after field 2.
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat CPU times", pid)
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// backendPIDs lists the Postgres backends connected to dbName, found by
+// the process title Postgres gives them ("postgres: ... user dbname host").
+// It finds them only when Postgres runs on this machine, as make bench's
+// local cluster does; otherwise Postgres's share reads as zero.
+func backendPIDs(dbName string) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	needle := []byte(" " + dbName + " ")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.HasPrefix(cmdline, []byte("postgres: ")) {
+			continue
+		}
+		if bytes.Contains(cmdline, needle) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/handoff/handoff/migrations"
+)
+
+// riverOnlyVersion is the last migration of River's own schema: a database
+// migrated to it has River's tables and none of Handoff's (no tasks table, no
+// trigger), which is what the "River alone" baselines run on.
+const riverOnlyVersion = 8
+
+// databases creates the bench's own databases on the server behind baseURL
+// and drops every one of them at the end, also after an error or interrupt.
+type databases struct {
+	baseURL string
+
+	mu    sync.Mutex
+	names []string
+}
+
+// create makes a fresh, empty database whose name says what it is for, and
+// returns its URL.
+func (d *databases) create(ctx context.Context, purpose string) (string, error) {
+	name := fmt.Sprintf("handoff_bench_%s_%08x", purpose, rand.Uint32()) //nolint:gosec // uniqueness, not secrecy
+	conn, err := pgx.Connect(ctx, d.baseURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// template0 never has sessions, so cloning it never waits for any.
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	d.mu.Lock()
+	d.names = append(d.names, name)
+	d.mu.Unlock()
+	return withDatabase(d.baseURL, name)
+}
+
+// dropAll drops every database create made. It runs at exit on a context of
+// its own, since the run's context may already be cancelled.
+func (d *databases) dropAll() error {
+	d.mu.Lock()
+	names := d.names
+	d.names = nil
+	d.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.baseURL)
+	if err != nil {
+		return fmt.Errorf("connect to drop bench databases %s: %w", strings.Join(names, ", "), err)
+	}
+	defer conn.Close(ctx)
+	var errs []error
+	for _, name := range names {
+		// FORCE ends sessions that a killed server may have left behind.
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			errs = append(errs, fmt.Errorf("drop database %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// withDatabase points base, a URL or keyword/value connection string, at
+// the database name.
+func withDatabase(base, name string) (string, error) {
+	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
+		// In keyword/value form a later keyword overrides an earlier one.
+		return base + " dbname=" + name, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	u.Path = "/" + name
+	u.RawPath = ""
+	query := u.Query()
+	query.Del("dbname")
+	u.RawQuery = query.Encode()
+	return u.String(), nil
+}
+
+// migrate applies Handoff's migrations to the database at dbURL, up to
+// version, or all of them when version is 0.
+func migrate(ctx context.Context, dbURL string, version int64) error {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", err)
+	}
+	provider, err := migrations.NewProvider(stdlib.OpenDB(*cfg), nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if version == 0 {
+		_, err = provider.Up(ctx)
+	} else {
+		_, err = provider.UpTo(ctx, version)
+	}
+	// Closing the provider closes its database handle.
+	closeErr := provider.Close()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("close migration connection: %w", closeErr)
+	}
+	return nil
+}
+
+// newDB creates and migrates a database and opens a pool of maxConns on it.
+func (d *databases) newDB(ctx context.Context, purpose string, version int64, maxConns int) (string, *pgxpool.Pool, error) {
+	dbURL, err := d.create(ctx, purpose)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := migrate(ctx, dbURL, version); err != nil {
+		return "", nil, err
+	}
+	pool, err := openPool(ctx, dbURL, maxConns)
+	if err != nil {
+		return "", nil, err
+	}
+	return dbURL, pool, nil
+}
+
+func openPool(ctx context.Context, dbURL string, maxConns int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	cfg.MaxConns = int32(maxConns) //nolint:gosec // a flag, checked to be small
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	return pool, nil
+}
+
+// loadBatch bounds one bulk statement, so that a 1M backlog is loaded in
+// statements of a size Postgres handles without spilling much to disk.
+const loadBatch = 50_000
+
+// loadBacklog inserts n available noop jobs, shaped as River's InsertTx
+// writes them (args {}, 25 attempts, priority 1, default queue). With tasks
+// set it also inserts each job's tasks row exactly as Service.Create does,
+// in the same statement, so the two tables are consistent. Bulk SQL rather
+// than the API because it is the drain, not the load, that is measured.
+func loadBacklog(ctx context.Context, pool *pgxpool.Pool, n int, tasks bool) error {
+	const jobs = `
+INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, metadata, tags)
+SELECT '{}'::jsonb, 'noop', 25, 1, 'default', 'available', now(), '{}'::jsonb, '{}'::varchar[]
+FROM generate_series(1, $1)`
+	const jobsAndTasks = `
+WITH job AS (` + jobs + `
+    RETURNING id, kind, queue, priority, args, state, max_attempts, created_at, scheduled_at
+)
+INSERT INTO tasks (id, kind, queue, priority, args, state, attempt, max_attempts, created_at, scheduled_at)
+SELECT id, kind, queue, priority, args, state::text, 0, max_attempts, created_at, scheduled_at FROM job`
+	query := jobs
+	if tasks {
+		query = jobsAndTasks
+	}
+	for done := 0; done < n; done += loadBatch {
+		if _, err := pool.Exec(ctx, query, min(loadBatch, n-done)); err != nil {
+			return fmt.Errorf("load backlog: %w", err)
+		}
+	}
+	return settle(ctx, pool)
+}
+
+// settle vacuums and analyses River's and Handoff's tables after a bulk
+// load, so that a drain starts from the same state on every database rather
+// than racing autovacuum.
+func settle(ctx context.Context, pool *pgxpool.Pool) error {
+	var tables []string
+	err := pool.QueryRow(ctx, `SELECT array_agg(relname::text) FROM pg_class
+		WHERE relname IN ('river_job', 'tasks') AND relkind = 'r' AND relnamespace = 'public'::regnamespace`).Scan(&tables)
+	if err != nil {
+		return fmt.Errorf("list tables: %w", err)
+	}
+	for _, table := range tables {
+		if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{table}.Sanitize()); err != nil {
+			return fmt.Errorf("vacuum %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// loadListTasks inserts n tasks rows (no jobs: the list reads only tasks),
+// mostly completed, as a long-running installation accumulates them.
+func loadListTasks(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	const query = `
+INSERT INTO tasks (id, kind, queue, priority, args, state, attempt, max_attempts, errors, result,
+                   created_at, scheduled_at, started_at, finished_at)
+SELECT i,
+       CASE WHEN i % 5 = 0 THEN 'sleep' ELSE 'noop' END,
+       'default', 1,
+       CASE WHEN i % 5 = 0 THEN '{"seconds": 1}'::jsonb ELSE '{}'::jsonb END,
+       CASE WHEN i % 100 = 0 THEN 'discarded' WHEN i % 50 = 0 THEN 'retryable' ELSE 'completed' END,
+       1, 25,
+       CASE WHEN i % 50 = 0 THEN '[{"attempt": 1, "at": "2026-01-01T00:00:00Z", "error": "boom"}]'::jsonb ELSE '[]'::jsonb END,
+       CASE WHEN i % 50 = 0 THEN NULL ELSE '{}'::jsonb END,
+       t, t, t + interval '1 ms', t + interval '2 ms'
+FROM generate_series($1::bigint, $2::bigint) AS i,
+     LATERAL (SELECT timestamptz '2026-01-01' + i * interval '1 ms' AS t) AS ts`
+	for from := 1; from <= n; from += loadBatch {
+		if _, err := pool.Exec(ctx, query, from, min(from+loadBatch-1, n)); err != nil {
+			return fmt.Errorf("load tasks: %w", err)
+		}
+	}
+	return settle(ctx, pool)
+}
+
+// Trigger variants: how the tasks row follows river_job. "migrated" leaves
+// the database as the migrations made it; the others install a design in
+// the bench's own databases only, so that the design phase compares them
+// whatever the migrations say today.
+const (
+	triggerMigrated  = "migrated"
+	triggerRow       = "row"
+	triggerStatement = "statement"
+	triggerNoRunning = "no-running"
+	// triggerStatementNoRunning combines both changes.
+	triggerStatementNoRunning = "statement-no-running"
+)
+
+func triggerVariants() []string {
+	return []string{triggerRow, triggerStatement, triggerNoRunning, triggerStatementNoRunning}
+}
+
+// rowFunctionSQL is the per-row sync function of the first design, which
+// the migration replaced with a per-statement one; the design experiment
+// installs it to price the difference.
+const rowFunctionSQL = `
+CREATE OR REPLACE FUNCTION handoff_task_sync_row() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE tasks SET
+        state        = NEW.state::text,
+        attempt      = NEW.attempt,
+        max_attempts = NEW.max_attempts,
+        errors       = coalesce(to_jsonb(NEW.errors), '[]'::jsonb),
+        result       = CASE WHEN NEW.state = 'completed' THEN NEW.metadata -> 'output' END,
+        scheduled_at = NEW.scheduled_at,
+        started_at   = NEW.attempted_at,
+        finished_at  = NEW.finalized_at
+    WHERE id = NEW.id;
+    RETURN NULL;
+END;
+$$;`
+
+// rowTriggerSQL is the first design: a per-row
+// trigger on every change of state, attempt or schedule, fetch included.
+const rowTriggerSQL = rowFunctionSQL + `
+DROP TRIGGER river_job_task_sync ON river_job;
+CREATE TRIGGER river_job_task_sync
+    AFTER UPDATE ON river_job
+    FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state
+          OR OLD.attempt IS DISTINCT FROM NEW.attempt
+          OR OLD.scheduled_at IS DISTINCT FROM NEW.scheduled_at)
+    EXECUTE FUNCTION handoff_task_sync_row();`
+
+// statementTriggerSQL replaces the per-row trigger with one per statement
+// that updates every changed tasks row in one set-based UPDATE from the
+// transition table. Same columns, same transaction: River's batched
+// completion of 5,000 jobs becomes one UPDATE of tasks instead of 5,000
+// trigger calls. A row counts as changed when it differs from its tasks row
+// (which mirrors it) rather than from the OLD table: the planner knows
+// nothing of transition tables, and a join of two of them can turn
+// quadratic. For the same reason the function pins its plan to a nested
+// loop over tasks' primary key.
+const statementTriggerSQL = `
+DROP TRIGGER river_job_task_sync ON river_job;
+CREATE FUNCTION handoff_task_sync_statement() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+BEGIN
+    UPDATE tasks SET
+        state        = n.state::text,
+        attempt      = n.attempt,
+        max_attempts = n.max_attempts,
+        errors       = coalesce(to_jsonb(n.errors), '[]'::jsonb),
+        result       = CASE WHEN n.state = 'completed' THEN n.metadata -> 'output' END,
+        scheduled_at = n.scheduled_at,
+        started_at   = n.attempted_at,
+        finished_at  = n.finalized_at
+    FROM handoff_new n
+    WHERE tasks.id = n.id
+      AND (tasks.state IS DISTINCT FROM n.state::text
+           OR tasks.attempt IS DISTINCT FROM n.attempt
+           OR tasks.scheduled_at IS DISTINCT FROM n.scheduled_at);
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER river_job_task_sync
+    AFTER UPDATE ON river_job
+    REFERENCING NEW TABLE AS handoff_new
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION handoff_task_sync_statement();`
+
+// noRunningTriggerSQL keeps the per-row trigger but skips the fetch
+// (available or retryable to running): tasks then never shows "running",
+// and started_at appears only when the attempt ends. It halves the trigger's
+// writes; the measurement says what that is worth.
+const noRunningTriggerSQL = rowFunctionSQL + `
+DROP TRIGGER river_job_task_sync ON river_job;
+CREATE TRIGGER river_job_task_sync
+    AFTER UPDATE ON river_job
+    FOR EACH ROW
+    WHEN (NEW.state <> 'running'
+          AND (OLD.state IS DISTINCT FROM NEW.state
+               OR OLD.attempt IS DISTINCT FROM NEW.attempt
+               OR OLD.scheduled_at IS DISTINCT FROM NEW.scheduled_at))
+    EXECUTE FUNCTION handoff_task_sync_row();`
+
+// installTrigger replaces the migrated trigger with variant.
+func installTrigger(ctx context.Context, pool *pgxpool.Pool, variant string) error {
+	var ddl string
+	switch variant {
+	case triggerMigrated:
+		return nil
+	case triggerRow:
+		ddl = rowTriggerSQL
+	case triggerStatement:
+		ddl = statementTriggerSQL
+	case triggerNoRunning:
+		ddl = noRunningTriggerSQL
+	case triggerStatementNoRunning:
+		ddl = strings.Replace(statementTriggerSQL, "WHERE tasks.id = n.id\n", "WHERE tasks.id = n.id AND n.state <> 'running'\n", 1)
+	default:
+		return fmt.Errorf("unknown trigger variant %q; variants: %s, %s", variant, triggerMigrated, strings.Join(triggerVariants(), ", "))
+	}
+	if _, err := pool.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("install %s trigger: %w", variant, err)
+	}
+	return nil
+}

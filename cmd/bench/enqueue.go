@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/handoff/handoff/internal/store"
+)
+
+const (
+	// idleCooldown switches the enqueue server's workers off in effect: a
+	// single worker that may fetch once an hour. Enqueue is then measured
+	// alone, as its baseline is (which works nothing), instead of sharing
+	// two cores with a drain the baseline does not have.
+	idleCooldown = time.Hour
+
+	enqueueWarmup = time.Second
+
+	mib = 1 << 20
+)
+
+// enqueue measures figures 1, 2 and 7 (and, with the growth phase, enqueue
+// throughput at 1 to 64 clients): POST /v1/tasks against the same two
+// inserts done directly with pgx, on the same database, alternating in
+// rounds so that drift hits both alike.
+func (b *bench) enqueue(ctx context.Context) (err error) {
+	opts := b.opts
+	dbURL, pool, err := b.dbs.newDB(ctx, "enqueue", 0, opts.tune.dbMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	env := opts.tune.env()
+	env["WORKERS"] = "1"
+	env["FETCH_COOLDOWN"] = idleCooldown.String()
+	env["FETCH_POLL_INTERVAL"] = idleCooldown.String()
+	srv, err := b.servers.start(ctx, dbURL, env)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
+
+	// Insert-only River client, as the server's API uses, with the same
+	// cooldown: it rate-limits River's insert NOTIFY on both sides alike.
+	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		FetchCooldown:     idleCooldown,
+		FetchPollInterval: idleCooldown,
+		Logger:            b.logger.With(slog.String("component", "river")),
+	})
+	if err != nil {
+		return fmt.Errorf("create River client: %w", err)
+	}
+	direct := &directEnqueuer{pool: pool, river: riverClient, queries: store.New()}
+
+	// Warm both paths: connections, prepared statements, the server's heap.
+	if _, err := direct.run(ctx, opts.clients, enqueueWarmup); err != nil {
+		return fmt.Errorf("warm up direct enqueue: %w", err)
+	}
+	if _, err := httpEnqueue(ctx, srv.url, opts.clients, enqueueWarmup); err != nil {
+		return fmt.Errorf("warm up HTTP enqueue: %w", err)
+	}
+
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", err)
+	}
+	// measure runs one window of load and adds where its CPU went to cpu.
+	measure := func(cpu *cpuTimes, load func() (loadResult, error)) (loadResult, error) {
+		before, err := sampleCPU(cfg.Database, srv.cmd.Process.Pid)
+		if err != nil {
+			return loadResult{}, err
+		}
+		res, err := load()
+		if err != nil {
+			return loadResult{}, err
+		}
+		after, err := sampleCPU(cfg.Database, srv.cmd.Process.Pid)
+		if err != nil {
+			return loadResult{}, err
+		}
+		used := after.sub(before)
+		cpu.postgres += used.postgres
+		cpu.server += used.server
+		cpu.bench += used.bench
+		return res, nil
+	}
+
+	var (
+		api, base       loadResult
+		apiCPU, baseCPU cpuTimes
+	)
+	for round := range opts.rounds {
+		d, err := measure(&baseCPU, func() (loadResult, error) { return direct.run(ctx, opts.clients, opts.enqueueWindow) })
+		if err != nil {
+			return fmt.Errorf("direct enqueue: %w", err)
+		}
+		h, err := measure(&apiCPU, func() (loadResult, error) { return httpEnqueue(ctx, srv.url, opts.clients, opts.enqueueWindow) })
+		if err != nil {
+			return fmt.Errorf("HTTP enqueue: %w", err)
+		}
+		b.logger.Info("enqueue round", slog.Int("round", round+1), slog.Int("clients", opts.clients),
+			slog.Float64("http_per_s", h.rate()), slog.Float64("direct_per_s", d.rate()))
+		base.add(d)
+		api.add(h)
+	}
+	peak, err := srv.peakRSS()
+	if err != nil {
+		return err
+	}
+
+	clients := strconv.Itoa(opts.clients)
+	r, v := ratio(api.rate(), base.rate())
+	b.report.check(row{
+		figure:   "enqueue throughput, " + clients + " clients",
+		value:    perSec(api.rate()),
+		baseline: perSec(base.rate()) + " pgx",
+		ratio:    r,
+		target:   "≥ 0.80",
+	}, v >= 0.80)
+	b.report.info(row{
+		figure:   "enqueue latency p50, " + clients + " clients",
+		value:    ms(api.lat.quantile(0.50)),
+		baseline: ms(base.lat.quantile(0.50)) + " pgx",
+	})
+	p99 := api.lat.quantile(0.99)
+	b.report.check(row{
+		figure:   "enqueue latency p99, " + clients + " clients",
+		value:    ms(p99),
+		baseline: ms(base.lat.quantile(0.99)) + " pgx",
+		target:   "≤ 25 ms",
+	}, p99 <= 25*time.Millisecond)
+	b.report.info(row{
+		figure:   "CPU per task, enqueue, " + clients + " clients",
+		value:    apiCPU.perTask(api.ops),
+		baseline: baseCPU.perTask(base.ops) + " pgx",
+	})
+	b.report.check(row{
+		figure: "server peak RSS, enqueue run",
+		value:  fmt.Sprintf("%.0f MiB", float64(peak)/mib),
+		target: "≤ 150 MiB",
+	}, peak <= 150*mib)
+
+	if !opts.phases["growth"] {
+		return nil
+	}
+	for _, n := range opts.growthClients {
+		d, err := direct.run(ctx, n, opts.growthWindow)
+		if err != nil {
+			return fmt.Errorf("direct enqueue: %w", err)
+		}
+		h, err := httpEnqueue(ctx, srv.url, n, opts.growthWindow)
+		if err != nil {
+			return fmt.Errorf("HTTP enqueue: %w", err)
+		}
+		r, _ := ratio(h.rate(), d.rate())
+		b.report.info(row{
+			figure:   fmt.Sprintf("growth: enqueue, %d clients", n),
+			value:    fmt.Sprintf("%s (p99 %s)", perSec(h.rate()), ms(h.lat.quantile(0.99))),
+			baseline: perSec(d.rate()) + " pgx",
+			ratio:    r,
+		})
+	}
+	peak, err = srv.peakRSS()
+	if err != nil {
+		return err
+	}
+	b.report.info(row{
+		figure: fmt.Sprintf("growth: server peak RSS, enqueue up to %d clients", opts.growthClients[len(opts.growthClients)-1]),
+		value:  fmt.Sprintf("%.0f MiB", float64(peak)/mib),
+	})
+	return nil
+}
