@@ -12,7 +12,8 @@
 //
 //	make bench                       # everything, under 10 minutes
 //	go run ./cmd/bench -quick        # smaller sizes, about 2 minutes
-//	go run ./cmd/bench -only=work    # one phase: enqueue, work, latency, list, growth, design
+//	go run ./cmd/bench -only=work    # one phase: enqueue, work, latency, list, growth
+//	go run ./cmd/bench -only=design  # the experiments behind docs/performance.md
 package main
 
 import (
@@ -128,12 +129,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		only string
 	)
 	fs.BoolVar(&opts.quick, "quick", false, "smaller backlogs and shorter windows (about 2 minutes); figures are noisier")
-	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth, design (default all but design)")
+	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth; design (= design-triggers, design-completion) is outside the default run")
 	fs.IntVar(&opts.tune.workers, "workers", 100*runtime.GOMAXPROCS(0), "WORKERS for the server and MaxWorkers for the River baseline")
 	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", 10*time.Millisecond, "FETCH_COOLDOWN for the server and the River baseline")
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", time.Second, "FETCH_POLL_INTERVAL for the server and the River baseline")
 	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 40, "DB_MAX_CONNS for the server, and the pool size of every baseline")
-	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (as the migrations made it), row, statement, no-running")
+	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (per statement, as the migrations make it), row, statement, no-running, statement-no-running")
 	fs.IntVar(&opts.clients, "clients", 32, "concurrent clients of the enqueue figures")
 	opts.tune.serverEnv = envFlag{}
 	fs.Var(opts.tune.serverEnv, "server-env", "KEY=VALUE added to the server's environment only, e.g. GOGC=200 (repeatable)")
@@ -245,7 +246,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{"latency", b.latency},
 		{"list", b.list},
 		{"growth", b.growth},
-		{"design", b.design},
+		{"design-triggers", b.designTriggers},
+		{"design-completion", b.designCompletion},
 	} {
 		if !opts.phases[p.name] {
 			continue
