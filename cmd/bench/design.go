@@ -103,7 +103,6 @@ func completionModes() []completionMode {
 	return []completionMode{
 		{name: "batched", trigger: triggerMigrated},
 		{name: "inline<500/s", trigger: triggerMigrated, idleBelow: 500},
-		{name: "inline<500/s+statement", trigger: triggerStatement, idleBelow: 500},
 	}
 }
 

@@ -117,29 +117,29 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		return err
 	}
 
-	clients := strconv.Itoa(opts.clients)
+	clients := clientsLabel(opts.clients)
 	r, v := ratio(api.rate(), base.rate())
 	b.report.check(row{
-		figure:   "enqueue throughput, " + clients + " clients",
+		figure:   "enqueue throughput, " + clients,
 		value:    perSec(api.rate()),
 		baseline: perSec(base.rate()) + " pgx",
 		ratio:    r,
 		target:   "≥ 0.80",
 	}, v >= 0.80)
 	b.report.info(row{
-		figure:   "enqueue latency p50, " + clients + " clients",
+		figure:   "enqueue latency p50, " + clients,
 		value:    ms(api.lat.quantile(0.50)),
 		baseline: ms(base.lat.quantile(0.50)) + " pgx",
 	})
 	p99 := api.lat.quantile(0.99)
 	b.report.check(row{
-		figure:   "enqueue latency p99, " + clients + " clients",
+		figure:   "enqueue latency p99, " + clients,
 		value:    ms(p99),
 		baseline: ms(base.lat.quantile(0.99)) + " pgx",
 		target:   "≤ 25 ms",
 	}, p99 <= 25*time.Millisecond)
 	b.report.info(row{
-		figure:   "CPU per task, enqueue, " + clients + " clients",
+		figure:   "CPU per task, enqueue, " + clients,
 		value:    apiCPU.perTask(api.ops),
 		baseline: baseCPU.perTask(base.ops) + " pgx",
 	})
@@ -163,7 +163,7 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		}
 		r, _ := ratio(h.rate(), d.rate())
 		b.report.info(row{
-			figure:   fmt.Sprintf("growth: enqueue, %d clients", n),
+			figure:   "growth: enqueue, " + clientsLabel(n),
 			value:    fmt.Sprintf("%s (p99 %s)", perSec(h.rate()), ms(h.lat.quantile(0.99))),
 			baseline: perSec(d.rate()) + " pgx",
 			ratio:    r,
@@ -178,4 +178,11 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		value:  fmt.Sprintf("%.0f MiB", float64(peak)/mib),
 	})
 	return nil
+}
+
+func clientsLabel(n int) string {
+	if n == 1 {
+		return "1 client"
+	}
+	return strconv.Itoa(n) + " clients"
 }
