@@ -20,18 +20,6 @@ import (
 
 func seconds(s float64) *float64 { return &s }
 
-// insertTaskRow gives a job its tasks row, as the API would, so that the
-// sync trigger and progress writes have a row to update.
-func insertTaskRow(ctx context.Context, t *testing.T, tx pgx.Tx, job *rivertype.JobRow) {
-	t.Helper()
-	_, err := store.New().TaskInsert(ctx, tx, store.TaskInsertParams{
-		ID: job.ID, Kind: job.Kind, Queue: job.Queue, Priority: int16(job.Priority), //nolint:gosec // River bounds priority to 1-4
-		Args: job.EncodedArgs, State: string(job.State), MaxAttempts: int16(job.MaxAttempts), //nolint:gosec // small in tests
-		CreatedAt: job.CreatedAt, ScheduledAt: job.ScheduledAt,
-	})
-	require.NoError(t, err)
-}
-
 func TestSleepWorker(t *testing.T) {
 	t.Parallel()
 
@@ -54,7 +42,6 @@ func TestSleepWorker(t *testing.T) {
 		require.NoError(t, err)
 		res, err := client.InsertTx(ctx, bundle.tx, args, nil)
 		require.NoError(t, err)
-		insertTaskRow(ctx, t, bundle.tx, res.Job)
 		return res.Job
 	}
 

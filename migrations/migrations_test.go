@@ -178,7 +178,7 @@ func requireUp(ctx context.Context, t *testing.T, bundle *testBundle) {
 	requireValid(ctx, t, bundle.pool)
 	require.Equal(t, []string{"tasks"}, queryStrings(ctx, t, bundle.pool,
 		"SELECT relname FROM pg_class WHERE oid = to_regclass('tasks')"))
-	require.ElementsMatch(t, []string{"river_job_task_sync", "river_job_task_deleted"}, queryStrings(ctx, t, bundle.pool,
+	require.ElementsMatch(t, []string{"river_job_task_sync", "river_job_task_deleted", "river_job_task_insert"}, queryStrings(ctx, t, bundle.pool,
 		"SELECT tgname FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND NOT tgisinternal"))
 }
 

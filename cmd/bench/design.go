@@ -139,7 +139,7 @@ func (b *bench) replicaDrain(ctx context.Context, n int, mode completionMode) (_
 	if err := installTrigger(ctx, pool, mode.trigger); err != nil {
 		return drainResult{}, err
 	}
-	if err := loadBacklog(ctx, pool, n, true); err != nil {
+	if err := loadBacklog(ctx, pool, n); err != nil {
 		return drainResult{}, err
 	}
 	rep, completer, err := b.startReplica(ctx, dbURL, mode)

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/handoff/handoff/internal/store"
+	"github.com/handoff/handoff/internal/task"
+	"github.com/handoff/handoff/jobs"
 )
 
 const (
@@ -38,6 +40,16 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		return err
 	}
 	defer pool.Close()
+	// The baseline writes the tasks row itself, as the API did before
+	// migration 00010: its database is the same but for that trigger.
+	baseURL, basePool, err := b.dbs.newDB(ctx, "enqueue_pgx", 0, opts.tune.dbMaxConns)
+	if err != nil {
+		return err
+	}
+	defer basePool.Close()
+	if _, err := basePool.Exec(ctx, "DROP TRIGGER river_job_task_insert ON river_job"); err != nil {
+		return fmt.Errorf("drop the insert trigger of the baseline's database: %w", err)
+	}
 
 	env := opts.tune.env()
 	env["WORKERS"] = "1"
@@ -49,33 +61,59 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
 
-	// Insert-only River client, as the server's API uses, with the same
-	// cooldown: it rate-limits River's insert NOTIFY on both sides alike.
-	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown:     idleCooldown,
-		FetchPollInterval: idleCooldown,
-		Logger:            b.logger.With(slog.String("component", "river")),
-	})
-	if err != nil {
-		return fmt.Errorf("create River client: %w", err)
+	// Insert-only River clients, as the server's API uses, with the same
+	// cooldown: it rate-limits River's insert NOTIFY on every side alike.
+	newInserter := func(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+		c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+			FetchCooldown:     idleCooldown,
+			FetchPollInterval: idleCooldown,
+			Logger:            b.logger.With(slog.String("component", "river")),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create River client: %w", err)
+		}
+		return c, nil
 	}
-	direct := &directEnqueuer{pool: pool, river: riverClient, queries: store.New()}
+	baseRiver, err := newInserter(basePool)
+	if err != nil {
+		return err
+	}
+	direct := &directEnqueuer{pool: basePool, river: baseRiver}
+	svcRiver, err := newInserter(pool)
+	if err != nil {
+		return err
+	}
+	svc := task.NewService(pool, svcRiver, jobs.Kinds(jobs.Deps{}), nil)
 
-	// Warm both paths: connections, prepared statements, the server's heap.
+	// Warm every path: connections, prepared statements, the server's heap.
 	if _, err := direct.run(ctx, opts.clients, enqueueWarmup); err != nil {
 		return fmt.Errorf("warm up direct enqueue: %w", err)
+	}
+	if _, err := serviceEnqueue(ctx, svc, opts.clients, enqueueWarmup); err != nil {
+		return fmt.Errorf("warm up Service.Create: %w", err)
 	}
 	if _, err := httpEnqueue(ctx, srv.url, opts.clients, enqueueWarmup); err != nil {
 		return fmt.Errorf("warm up HTTP enqueue: %w", err)
 	}
 
-	cfg, err := pgx.ParseConfig(dbURL)
+	dbName := func(u string) (string, error) {
+		cfg, err := pgx.ParseConfig(u)
+		if err != nil {
+			return "", fmt.Errorf("parse database URL: %w", err)
+		}
+		return cfg.Database, nil
+	}
+	apiDB, err := dbName(dbURL)
 	if err != nil {
-		return fmt.Errorf("parse database URL: %w", err)
+		return err
+	}
+	baseDB, err := dbName(baseURL)
+	if err != nil {
+		return err
 	}
 	// measure runs one window of load and adds where its CPU went to cpu.
-	measure := func(cpu *cpuTimes, load func() (loadResult, error)) (loadResult, error) {
-		before, err := sampleCPU(cfg.Database, srv.cmd.Process.Pid)
+	measure := func(cpu *cpuTimes, db string, load func() (loadResult, error)) (loadResult, error) {
+		before, err := sampleCPU(db, srv.cmd.Process.Pid)
 		if err != nil {
 			return loadResult{}, err
 		}
@@ -83,7 +121,7 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		if err != nil {
 			return loadResult{}, err
 		}
-		after, err := sampleCPU(cfg.Database, srv.cmd.Process.Pid)
+		after, err := sampleCPU(db, srv.cmd.Process.Pid)
 		if err != nil {
 			return loadResult{}, err
 		}
@@ -95,22 +133,27 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	}
 
 	var (
-		api, base       loadResult
-		apiCPU, baseCPU cpuTimes
+		api, base, inproc      loadResult
+		apiCPU, baseCPU, inCPU cpuTimes
 	)
 	for round := range opts.rounds {
-		d, err := measure(&baseCPU, func() (loadResult, error) { return direct.run(ctx, opts.clients, opts.enqueueWindow) })
+		d, err := measure(&baseCPU, baseDB, func() (loadResult, error) { return direct.run(ctx, opts.clients, opts.enqueueWindow) })
 		if err != nil {
 			return fmt.Errorf("direct enqueue: %w", err)
 		}
-		h, err := measure(&apiCPU, func() (loadResult, error) { return httpEnqueue(ctx, srv.url, opts.clients, opts.enqueueWindow) })
+		h, err := measure(&apiCPU, apiDB, func() (loadResult, error) { return httpEnqueue(ctx, srv.url, opts.clients, opts.enqueueWindow) })
 		if err != nil {
 			return fmt.Errorf("HTTP enqueue: %w", err)
 		}
+		c, err := measure(&inCPU, apiDB, func() (loadResult, error) { return serviceEnqueue(ctx, svc, opts.clients, opts.enqueueWindow) })
+		if err != nil {
+			return fmt.Errorf("Service.Create: %w", err)
+		}
 		b.logger.Info("enqueue round", slog.Int("round", round+1), slog.Int("clients", opts.clients),
-			slog.Float64("http_per_s", h.rate()), slog.Float64("direct_per_s", d.rate()))
+			slog.Float64("http_per_s", h.rate()), slog.Float64("direct_per_s", d.rate()), slog.Float64("service_per_s", c.rate()))
 		base.add(d)
 		api.add(h)
+		inproc.add(c)
 	}
 	peak, err := srv.peakRSS()
 	if err != nil {
@@ -141,6 +184,18 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	b.report.info(row{
 		figure:   "CPU per task, enqueue, " + clients,
 		value:    apiCPU.perTask(api.ops),
+		baseline: baseCPU.perTask(base.ops) + " pgx",
+	})
+	r, _ = ratio(inproc.rate(), base.rate())
+	b.report.info(row{
+		figure:   "enqueue without HTTP (Service.Create), " + clients,
+		value:    fmt.Sprintf("%s (p99 %s)", perSec(inproc.rate()), ms(inproc.lat.quantile(0.99))),
+		baseline: perSec(base.rate()) + " pgx",
+		ratio:    r,
+	})
+	b.report.info(row{
+		figure:   "CPU per task, Service.Create, " + clients,
+		value:    inCPU.perTask(inproc.ops),
 		baseline: baseCPU.perTask(base.ops) + " pgx",
 	})
 	b.report.check(row{

@@ -115,7 +115,7 @@ func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, tri
 		return drainResult{}, err
 	}
 	t0 := time.Now()
-	if err := loadBacklog(ctx, pool, n, true); err != nil {
+	if err := loadBacklog(ctx, pool, n); err != nil {
 		return drainResult{}, err
 	}
 	b.logger.Info("backlog loaded", slog.Int("tasks", n), slog.Duration("took", time.Since(t0).Round(time.Millisecond)))
@@ -180,7 +180,7 @@ func (b *bench) drainRiver(ctx context.Context, n int, limit time.Duration, reco
 		return drainResult{}, err
 	}
 	defer pool.Close()
-	if err := loadBacklog(ctx, pool, n, false); err != nil {
+	if err := loadBacklog(ctx, pool, n); err != nil {
 		return drainResult{}, err
 	}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/migrations"
 )
 
 func freeAddr(t *testing.T) string {
@@ -231,9 +232,11 @@ func TestMigrateRoundTrip(t *testing.T) {
 		return n
 	}
 
+	latest := migrations.LatestVersion()
 	out := migrateCmd("up")
 	require.Contains(t, out, "00009_tasks.sql")
-	require.Contains(t, migrateCmd("version"), "schema version 9 (this binary's latest: 9)")
+	require.Contains(t, out, "00010_task_insert_trigger.sql")
+	require.Contains(t, migrateCmd("version"), fmt.Sprintf("schema version %d (this binary's latest: %d)", latest, latest))
 	require.Contains(t, migrateCmd("up"), "no migrations to apply")
 	status := migrateCmd("status")
 	require.Contains(t, status, "00001_")
@@ -241,12 +244,12 @@ func TestMigrateRoundTrip(t *testing.T) {
 	require.Positive(t, tables())
 
 	migrateCmd("down")
-	require.Contains(t, migrateCmd("version"), "schema version 8")
+	require.Contains(t, migrateCmd("version"), fmt.Sprintf("schema version %d", latest-1))
 	migrateCmd("down", "0")
 	require.Zero(t, tables())
 	require.Contains(t, migrateCmd("version"), "schema version 0")
 
 	migrateCmd("up")
-	require.Contains(t, migrateCmd("version"), "schema version 9")
+	require.Contains(t, migrateCmd("version"), fmt.Sprintf("schema version %d", latest))
 	require.Positive(t, tables())
 }

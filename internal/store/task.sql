@@ -1,15 +1,5 @@
--- name: TaskInsert :one
--- A conflicting idempotency key inserts nothing and returns no row; the
--- caller then reads the task that holds the key.
-INSERT INTO tasks (
-    id, kind, queue, priority, args, state, attempt, max_attempts,
-    idempotency_key, request_hash, created_at, scheduled_at
-) VALUES (
-    @id, @kind, @queue, @priority, @args, @state, 0, @max_attempts,
-    sqlc.narg('idempotency_key'), sqlc.narg('request_hash'), @created_at, @scheduled_at
-)
-ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *;
+-- A task's row is written by the insert trigger on river_job (migration
+-- 00010), in the job's own INSERT: there is no query here to insert one.
 
 -- name: TaskGetByID :one
 SELECT * FROM tasks WHERE id = @id;

@@ -8,7 +8,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"time"
 )
 
 const taskCancelRequestedSet = `-- name: TaskCancelRequestedSet :exec
@@ -21,9 +20,12 @@ func (q *Queries) TaskCancelRequestedSet(ctx context.Context, db DBTX, id int64)
 }
 
 const taskGetByID = `-- name: TaskGetByID :one
+
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks WHERE id = $1
 `
 
+// A task's row is written by the insert trigger on river_job (migration
+// 00010), in the job's own INSERT: there is no query here to insert one.
 func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, error) {
 	row := db.QueryRow(ctx, taskGetByID, id)
 	var i Task
@@ -56,72 +58,6 @@ SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, re
 
 func (q *Queries) TaskGetByIdempotencyKey(ctx context.Context, db DBTX, idempotencyKey *string) (*Task, error) {
 	row := db.QueryRow(ctx, taskGetByIdempotencyKey, idempotencyKey)
-	var i Task
-	err := row.Scan(
-		&i.ID,
-		&i.Kind,
-		&i.Queue,
-		&i.Priority,
-		&i.Args,
-		&i.State,
-		&i.Attempt,
-		&i.MaxAttempts,
-		&i.Errors,
-		&i.Result,
-		&i.Progress,
-		&i.IdempotencyKey,
-		&i.RequestHash,
-		&i.CreatedAt,
-		&i.ScheduledAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.CancelRequestedAt,
-	)
-	return &i, err
-}
-
-const taskInsert = `-- name: TaskInsert :one
-INSERT INTO tasks (
-    id, kind, queue, priority, args, state, attempt, max_attempts,
-    idempotency_key, request_hash, created_at, scheduled_at
-) VALUES (
-    $1, $2, $3, $4, $5, $6, 0, $7,
-    $8, $9, $10, $11
-)
-ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at
-`
-
-type TaskInsertParams struct {
-	ID             int64
-	Kind           string
-	Queue          string
-	Priority       int16
-	Args           json.RawMessage
-	State          string
-	MaxAttempts    int16
-	IdempotencyKey *string
-	RequestHash    []byte
-	CreatedAt      time.Time
-	ScheduledAt    time.Time
-}
-
-// A conflicting idempotency key inserts nothing and returns no row; the
-// caller then reads the task that holds the key.
-func (q *Queries) TaskInsert(ctx context.Context, db DBTX, arg TaskInsertParams) (*Task, error) {
-	row := db.QueryRow(ctx, taskInsert,
-		arg.ID,
-		arg.Kind,
-		arg.Queue,
-		arg.Priority,
-		arg.Args,
-		arg.State,
-		arg.MaxAttempts,
-		arg.IdempotencyKey,
-		arg.RequestHash,
-		arg.CreatedAt,
-		arg.ScheduledAt,
-	)
 	var i Task
 	err := row.Scan(
 		&i.ID,

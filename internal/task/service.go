@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -189,6 +191,15 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 			return nil, err
 		}
 		p.requestHash = hash
+		// The insert trigger (migration 00010) copies these to the
+		// tasks row, where the unique index enforces the key.
+		p.opts.Metadata, err = json.Marshal(map[string]string{
+			"handoff_idempotency_key": *key,
+			"handoff_request_hash":    hex.EncodeToString(hash),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode idempotency metadata: %w", err)
+		}
 	}
 	return p, nil
 }
@@ -246,7 +257,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 		}
 	}
 
-	row, err := s.insert(ctx, p)
+	job, err := s.insert(ctx, p)
 	if errors.Is(err, errKeyTaken) {
 		t, err := s.byIdempotencyKey(ctx, p)
 		return t, false, err
@@ -254,73 +265,48 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	t, err := fromRow(row)
-	return t, true, err
+	return fromJob(job), true, nil
 }
 
-// commitTimeout bounds the wait for a commit's answer.
-const commitTimeout = 10 * time.Second
+// idempotencyIndex is the unique index that refuses a second task with the
+// same idempotency key (migration 00009).
+const idempotencyIndex = "tasks_idempotency_key_idx"
 
-// insert writes the job and the task row in one transaction.
-func (s *Service) insert(ctx context.Context, p *prepared) (*store.Task, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() {
-		// A no-op after Commit; bounded so that a dead connection cannot
-		// hold this goroutine.
-		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+// uniqueViolation is Postgres's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// insert writes the job, and through the trigger of migration 00010 its
+// tasks row, in one INSERT statement: the task is accepted exactly when that
+// statement's success comes back, and on an error from Postgres nothing was
+// written.
+func (s *Service) insert(ctx context.Context, p *prepared) (*rivertype.JobRow, error) {
+	var res *rivertype.JobInsertResult
+	err := runOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		res, err = s.jobs.InsertTx(ctx, tx, p.args, p.opts)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyIndex:
+		return nil, errKeyTaken
+	case err != nil && p.key != nil && !errors.As(err, &pgErr):
+		// No answer from Postgres: the INSERT may have committed. The key
+		// tells.
+		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		_ = tx.Rollback(rollbackCtx)
-	}()
-
-	res, err := s.jobs.InsertTx(ctx, tx, p.args, p.opts)
-	if err != nil {
+		if _, lookErr := s.queries.TaskGetByIdempotencyKey(lookCtx, s.pool, p.key); lookErr == nil {
+			return nil, errKeyTaken
+		}
 		return nil, fmt.Errorf("insert job: %w", err)
-	}
-	if res.UniqueSkippedAsDuplicate {
+	case err != nil:
+		return nil, fmt.Errorf("insert job: %w", err)
+	case res.UniqueSkippedAsDuplicate:
 		// Handoff's dedup is the idempotency key; River's unique jobs
 		// would return another task's job.
 		return nil, fmt.Errorf("kind %q sets River UniqueOpts, which Handoff does not support: use idempotency keys", res.Job.Kind)
 	}
-	job := res.Job
-	row, err := s.queries.TaskInsert(ctx, tx, store.TaskInsertParams{
-		ID:             job.ID,
-		Kind:           job.Kind,
-		Queue:          job.Queue,
-		Priority:       int16(job.Priority), //nolint:gosec // River bounds priority to 1-4
-		Args:           job.EncodedArgs,
-		State:          string(job.State),
-		MaxAttempts:    int16(job.MaxAttempts), //nolint:gosec // bounded by MaxAttemptsLimit
-		IdempotencyKey: p.key,
-		RequestHash:    p.requestHash,
-		CreatedAt:      job.CreatedAt,
-		ScheduledAt:    job.ScheduledAt,
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errKeyTaken
-	}
-	if err != nil {
-		return nil, fmt.Errorf("insert task: %w", err)
-	}
-
-	// The commit does not end with the request's context: once COMMIT is
-	// sent, only its answer tells whether the task was accepted, and a
-	// client must never be told "failed" about a task that exists.
-	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	if err := tx.Commit(commitCtx); err != nil {
-		// The connection may have died after Postgres committed: look,
-		// so that a committed task is reported as accepted.
-		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if committed, lookErr := s.queries.TaskGetByID(lookCtx, s.pool, job.ID); lookErr == nil {
-			return committed, nil
-		}
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	return row, nil
+	return res.Job, nil
 }
 
 func (s *Service) byIdempotencyKey(ctx context.Context, p *prepared) (*Task, error) {

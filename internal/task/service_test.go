@@ -116,6 +116,85 @@ func TestCreate(t *testing.T) {
 		require.Equal(t, 1, jobRows)
 	})
 
+	t.Run("AnswerIsTheStoredTask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		// The answer is built from the inserted job; the stored row comes
+		// from the insert trigger. A client must not see them differ.
+		for _, req := range []task.CreateRequest{
+			{Kind: "sleep", Args: json.RawMessage(`{ "fail_times":1,  "seconds" : 0.5 }`), Priority: 3},
+			{Kind: "noop", Queue: "default", IdempotencyKey: "answer-1", MaxAttempts: 7},
+		} {
+			created, _, err := bundle.svc.Create(ctx, req)
+			require.NoError(t, err)
+			stored, err := bundle.svc.Get(ctx, created.ID)
+			require.NoError(t, err)
+			createdJSON, err := json.Marshal(created)
+			require.NoError(t, err)
+			storedJSON, err := json.Marshal(stored)
+			require.NoError(t, err)
+			require.JSONEq(t, string(storedJSON), string(createdJSON))
+		}
+	})
+
+	t.Run("JobInsertedWithRiverIsATask", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		// A Go app may insert with River in its own domain transaction;
+		// the job is a task all the same.
+		tx, err := bundle.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		res, err := bundle.client.InsertTx(ctx, tx, jobs.SleepArgs{Seconds: new(2.0)}, &river.InsertOpts{Priority: 4})
+		require.NoError(t, err)
+		_, err = bundle.svc.Get(ctx, res.Job.ID)
+		require.ErrorIs(t, err, task.ErrNotFound, "not visible before its transaction commits")
+		require.NoError(t, tx.Commit(ctx))
+
+		got, err := bundle.svc.Get(ctx, res.Job.ID)
+		require.NoError(t, err)
+		require.Equal(t, "sleep", got.Kind)
+		require.Equal(t, "available", got.State)
+		require.Equal(t, 4, got.Priority)
+		require.JSONEq(t, `{"seconds": 2}`, string(got.Args))
+	})
+
+	t.Run("RequestThatGivesUpWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		// The INSERT waits on a lock past the request's deadline. It must be
+		// cancelled in Postgres: were the connection merely dropped, it
+		// would commit once the lock goes, after its client was told it
+		// failed.
+		lock, err := bundle.pool.Begin(ctx)
+		require.NoError(t, err)
+		_, err = lock.Exec(ctx, "LOCK TABLE tasks IN EXCLUSIVE MODE")
+		require.NoError(t, err)
+
+		reqCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		_, _, err = bundle.svc.Create(reqCtx, task.CreateRequest{Kind: "noop"})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.NoError(t, lock.Rollback(ctx))
+
+		// Had the INSERT survived, it would be running or done by now.
+		require.Eventually(t, func() bool {
+			var waiting int
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND query LIKE '%river_job%' AND state = 'active' AND pid <> pg_backend_pid()`).Scan(&waiting))
+			return waiting == 0
+		}, 5*time.Second, 20*time.Millisecond)
+		tasks, jobRows := countRows(t, bundle.pool)
+		require.Zero(t, tasks)
+		require.Zero(t, jobRows)
+	})
+
 	t.Run("RunAtSchedules", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t, false)
