@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -21,27 +22,17 @@ const (
 // offered rate over HTTP; steadyLoad says how.
 func (b *bench) latency(ctx context.Context) (err error) {
 	opts := b.opts
-	dbURL, pool, err := b.dbs.newDB(ctx, "latency", 0, benchPoolConns)
-	if err != nil {
+	var pairs latencies
+	pickup, e2e, err := b.serverLatency(ctx, nil, func(srv *server, pool *pgxpool.Pool) error {
+		// Pairs at the same rate: River wakes a worker through one NOTIFY
+		// per FETCH_COOLDOWN, so the second task of a pair can miss the
+		// fetch the first one woke and wait for the next wake-up, at worst
+		// the FETCH_POLL_INTERVAL poll. Not a target of the issue, but what
+		// a web request enqueuing two tasks sees.
+		var err error
+		pairs, _, err = b.steadyLoad(ctx, srv.url, pool, 2, opts.latencyWindow/2)
 		return err
-	}
-	defer pool.Close()
-	srv, err := b.servers.start(ctx, dbURL, opts.tune.env())
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
-
-	pickup, e2e, err := b.steadyLoad(ctx, srv.url, pool, 1, opts.latencyWindow)
-	if err != nil {
-		return err
-	}
-	// Pairs at the same rate: River wakes a worker through one NOTIFY per
-	// FETCH_COOLDOWN, so the second task of a pair can miss the fetch the
-	// first one woke and wait for the next wake-up, at worst the
-	// FETCH_POLL_INTERVAL poll. Not a target of the issue, but what a web
-	// request enqueuing two tasks sees.
-	pairs, _, err := b.steadyLoad(ctx, srv.url, pool, 2, opts.latencyWindow/2)
+	})
 	if err != nil {
 		return err
 	}
@@ -72,6 +63,34 @@ func (b *bench) latency(ctx context.Context) (err error) {
 		target: "≤ 50 ms",
 	}, e99 <= 50*time.Millisecond)
 	return nil
+}
+
+// serverLatency starts the server, with env added to its environment, on a
+// fresh database and returns what steadyLoad measures on it; then runs
+// more, if given, against the same server.
+func (b *bench) serverLatency(ctx context.Context, env map[string]string, more ...func(*server, *pgxpool.Pool) error) (pickup, e2e latencies, err error) {
+	dbURL, pool, err := b.dbs.newDB(ctx, "latency", 0, benchPoolConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pool.Close()
+	serverEnv := b.opts.tune.env()
+	maps.Copy(serverEnv, env)
+	srv, err := b.servers.start(ctx, dbURL, serverEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
+
+	if pickup, e2e, err = b.steadyLoad(ctx, srv.url, pool, 1, b.opts.latencyWindow); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range more {
+		if err := f(srv, pool); err != nil {
+			return nil, nil, err
+		}
+	}
+	return pickup, e2e, nil
 }
 
 // steadyLoad offers noop tasks at opts.rate over HTTP to the server at

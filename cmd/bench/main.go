@@ -134,7 +134,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", 10*time.Millisecond, "FETCH_COOLDOWN for the server and the River baseline")
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", 100*time.Millisecond, "FETCH_POLL_INTERVAL for the server and the River baseline")
 	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 40, "DB_MAX_CONNS for the server, and the pool size of every baseline")
-	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (per statement, as the migrations make it), row, statement, no-running, statement-no-running")
+	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (per statement, as the migrations make it), row, no-running, statement-no-running")
 	fs.IntVar(&opts.clients, "clients", 32, "concurrent clients of the enqueue figures")
 	opts.tune.serverEnv = envFlag{}
 	fs.Var(opts.tune.serverEnv, "server-env", "KEY=VALUE added to the server's environment only, e.g. GOGC=200 (repeatable)")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,7 +72,7 @@ func (b *bench) work(ctx context.Context) error {
 		serverFirst := round%2 == 0
 		for _, server := range []bool{serverFirst, !serverFirst} {
 			if server {
-				res, err := b.drainServer(ctx, n, b.opts.drainLimit, b.opts.trigger)
+				res, err := b.drainServer(ctx, n, b.opts.drainLimit, b.opts.trigger, nil)
 				if err != nil {
 					return err
 				}
@@ -105,7 +106,10 @@ func (b *bench) work(ctx context.Context) error {
 // server on it and lets it work them, for at most limit. It checks that
 // every completed task's result was recorded exactly once: each completed
 // task has its result and ran one attempt, and tasks agrees with river_job.
-func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, trigger string) (_ drainResult, err error) {
+//
+// env is more server environment, for the design phase; nil for the server
+// as configured.
+func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, trigger string, env map[string]string) (_ drainResult, err error) {
 	dbURL, pool, err := b.dbs.newDB(ctx, "drain", 0, benchPoolConns)
 	if err != nil {
 		return drainResult{}, err
@@ -120,7 +124,9 @@ func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, tri
 	}
 	b.logger.Info("backlog loaded", slog.Int("tasks", n), slog.Duration("took", time.Since(t0).Round(time.Millisecond)))
 
-	srv, err := b.servers.start(ctx, dbURL, b.opts.tune.env())
+	serverEnv := b.opts.tune.env()
+	maps.Copy(serverEnv, env)
+	srv, err := b.servers.start(ctx, dbURL, serverEnv)
 	if err != nil {
 		return drainResult{}, err
 	}
@@ -137,7 +143,7 @@ func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, tri
 	}
 	b.logger.Info("server drain", slog.Int("backlog", n), slog.String("trigger", trigger), slog.Int("completed_once", once),
 		slog.Float64("per_s", res.rate()), slog.Bool("partial", res.partial))
-	if trigger == b.opts.trigger {
+	if trigger == b.opts.trigger && env == nil {
 		b.drained[n] = res
 	}
 	return res, nil
@@ -312,7 +318,7 @@ func (b *bench) growth(ctx context.Context) error {
 		if n == b.opts.growthLarge {
 			limit = b.opts.largeLimit
 		}
-		if _, err := b.drainServer(ctx, n, limit, b.opts.trigger); err != nil {
+		if _, err := b.drainServer(ctx, n, limit, b.opts.trigger, nil); err != nil {
 			return err
 		}
 	}

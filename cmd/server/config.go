@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/handoff/handoff/internal/completer"
 )
 
 // config is everything the environment sets. Only this file reads it.
@@ -54,6 +56,12 @@ type config struct {
 	// and wait for this poll (worst pickup 700 ms at 1s, 23 ms at 100ms).
 	FetchPollInterval time.Duration
 
+	// InlineCompleteBelow is INLINE_COMPLETE_BELOW, in tasks a second: while
+	// fewer finish per second, each is completed the moment its worker
+	// returns rather than in River's next batch, up to 250 ms later (see
+	// internal/completer). 0 turns this off. Default 500.
+	InlineCompleteBelow int
+
 	// DBMaxConns is DB_MAX_CONNS, the connection pool's size. Default 40.
 	DBMaxConns int
 
@@ -78,21 +86,22 @@ type config struct {
 func parseConfig(getenv func(string) string) (*config, error) {
 	p := envParser{getenv: getenv}
 	cfg := &config{
-		DatabaseURL:        getenv("DATABASE_URL"),
-		HTTPAddr:           p.str("HTTP_ADDR", "127.0.0.1:8080"),
-		AutoMigrate:        p.boolean("AUTO_MIGRATE", false),
-		Workers:            p.integer("WORKERS", 100*runtime.GOMAXPROCS(0), 1, 10_000),
-		Queues:             p.queues("QUEUES"),
-		RescueAfter:        p.duration("RESCUE_AFTER", 2*time.Minute),
-		ShutdownTimeout:    p.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
-		AuthDisabled:       p.boolean("AUTH_DISABLED", false),
-		FetchCooldown:      p.duration("FETCH_COOLDOWN", 10*time.Millisecond),
-		FetchPollInterval:  p.duration("FETCH_POLL_INTERVAL", 100*time.Millisecond),
-		DBMaxConns:         p.integer("DB_MAX_CONNS", 40, 4, 10_000),
-		RequestTimeout:     p.duration("REQUEST_TIMEOUT", 10*time.Second),
-		CompletedRetention: p.duration("COMPLETED_RETENTION", 24*time.Hour),
-		LogLevel:           p.level("LOG_LEVEL"),
-		LogFormat:          p.str("LOG_FORMAT", "json"),
+		DatabaseURL:         getenv("DATABASE_URL"),
+		HTTPAddr:            p.str("HTTP_ADDR", "127.0.0.1:8080"),
+		AutoMigrate:         p.boolean("AUTO_MIGRATE", false),
+		Workers:             p.integer("WORKERS", 100*runtime.GOMAXPROCS(0), 1, 10_000),
+		Queues:              p.queues("QUEUES"),
+		RescueAfter:         p.duration("RESCUE_AFTER", 2*time.Minute),
+		ShutdownTimeout:     p.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		AuthDisabled:        p.boolean("AUTH_DISABLED", false),
+		FetchCooldown:       p.duration("FETCH_COOLDOWN", 10*time.Millisecond),
+		FetchPollInterval:   p.duration("FETCH_POLL_INTERVAL", 100*time.Millisecond),
+		DBMaxConns:          p.integer("DB_MAX_CONNS", 40, 4, 10_000),
+		InlineCompleteBelow: p.integer("INLINE_COMPLETE_BELOW", completer.DefaultIdleBelow, 0, 1_000_000),
+		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 10*time.Second),
+		CompletedRetention:  p.duration("COMPLETED_RETENTION", 24*time.Hour),
+		LogLevel:            p.level("LOG_LEVEL"),
+		LogFormat:           p.str("LOG_FORMAT", "json"),
 	}
 	if cfg.DatabaseURL == "" {
 		p.errs = append(p.errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff; for the project's local Postgres use DATABASE_URL=$(make -s db/url) (`make run` sets it for you)"))
