@@ -73,7 +73,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("create River client: %w", err)
 	}
-	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{Queues: slices.Collect(maps.Keys(queues))})
+	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{Queues: slices.Collect(maps.Keys(queues)), Logger: logger})
 
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,

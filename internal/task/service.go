@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -52,6 +53,7 @@ type Service struct {
 	queues  map[string]bool
 	queries *store.Queries
 	nowFunc func() time.Time
+	logger  *slog.Logger
 }
 
 // ServiceOpts are optional settings for NewService; nil means defaults.
@@ -64,6 +66,10 @@ type ServiceOpts struct {
 	// NowFunc returns the current time, for validating run_at. Defaults to
 	// time.Now.
 	NowFunc func() time.Time
+
+	// Logger receives what the service notices but its callers need not
+	// act on. Defaults to discarding.
+	Logger *slog.Logger
 }
 
 // NewService returns a Service that writes through pool and inserts jobs
@@ -79,6 +85,7 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 		queues:  map[string]bool{DefaultQueue: true},
 		queries: store.New(),
 		nowFunc: opts.NowFunc,
+		logger:  cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 	}
 	if len(opts.Queues) > 0 {
 		s.queues = make(map[string]bool, len(opts.Queues))
@@ -281,11 +288,14 @@ const uniqueViolation = "23505"
 // written.
 func (s *Service) insert(ctx context.Context, p *prepared) (*rivertype.JobRow, error) {
 	var res *rivertype.JobInsertResult
-	err := runOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+	late, err := runOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		res, err = s.jobs.InsertTx(ctx, tx, p.args, p.opts)
 		return err
 	})
+	if late != nil {
+		s.logger.WarnContext(ctx, "a statement after the task's insert failed; the task is accepted", slog.Any("error", late))
+	}
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyIndex:

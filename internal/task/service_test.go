@@ -195,6 +195,40 @@ func TestCreate(t *testing.T) {
 		require.Zero(t, jobRows)
 	})
 
+	t.Run("FailedWakeUpAfterInsertStillAccepts", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, false)
+
+		// River follows its INSERT with a NOTIFY to wake the workers. The
+		// INSERT commits on its own, so the NOTIFY failing (as when Postgres
+		// shuts down between the two) must not turn an accepted task into
+		// an error. A pg_notify that always fails shadows the real one for
+		// new sessions of this database.
+		_, err := bundle.pool.Exec(ctx, `
+			CREATE FUNCTION public.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'notify refused by test'; END $$;
+			DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = public, pg_catalog', current_database()); END $$;`)
+		require.NoError(t, err)
+		pool, err := pgxpool.New(ctx, bundle.pool.Config().ConnString())
+		require.NoError(t, err)
+		defer pool.Close()
+		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+		require.NoError(t, err)
+		svc := task.NewService(pool, client, jobs.Kinds(jobs.Deps{}), nil)
+
+		got, created, err := svc.Create(ctx, task.CreateRequest{Kind: "noop"})
+		require.NoError(t, err)
+		require.True(t, created)
+		stored, err := svc.Get(ctx, got.ID)
+		require.NoError(t, err)
+		require.Equal(t, "available", stored.State)
+
+		var notifyErr error
+		_, notifyErr = pool.Exec(ctx, "SELECT pg_notify('x', 'y')")
+		require.ErrorContains(t, notifyErr, "notify refused by test", "the shadowing works, so the insert above met a failing NOTIFY")
+	})
+
 	t.Run("RunAtSchedules", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t, false)
