@@ -149,7 +149,7 @@ type committingRows struct {
 
 func (r *committingRows) Close() {
 	r.Rows.Close()
-	if r.Rows.Err() == nil {
+	if r.Err() == nil {
 		r.s.committed = true
 	}
 }
