@@ -13,8 +13,8 @@ import (
 )
 
 // BenchmarkServiceCreate measures the enqueue transaction the API runs for
-// each POST /v1/tasks: validation, River's job insert and the tasks insert
-// in one transaction, on a fresh database (skipped under -short, like every
+// each POST /v1/tasks: validation, then River's job insert, whose trigger
+// writes the tasks row, as one statement, on a fresh database (skipped under -short, like every
 // database test). "parallel" runs it from GOMAXPROCS goroutines at once, as
 // concurrent requests do; its ns/op is wall time per task, so it shows how
 // the transaction scales rather than what one costs.

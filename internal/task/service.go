@@ -163,9 +163,15 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 	}
 	var scheduledAt time.Time
 	if req.RunAt != nil {
-		scheduledAt = req.RunAt.UTC()
-		if scheduledAt.After(s.nowFunc().AddDate(runAtFutureLimitYears, 0, 0)) {
+		now := s.nowFunc()
+		switch runAt := req.RunAt.UTC(); {
+		case runAt.After(now.AddDate(runAtFutureLimitYears, 0, 0)):
 			problems["run_at"] = fmt.Sprintf("must be within %d years from now", runAtFutureLimitYears)
+		case runAt.After(now):
+			scheduledAt = runAt
+		default:
+			// A time already past means now. River would store it as
+			// scheduled and leave it to its scheduler, up to 5 s later.
 		}
 	}
 	var key *string

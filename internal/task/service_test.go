@@ -238,6 +238,11 @@ func TestCreate(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "scheduled", got.State)
 		require.True(t, runAt.Equal(got.ScheduledAt), "scheduled_at %s, want %s", got.ScheduledAt, runAt)
+
+		past := time.Now().Add(-time.Hour)
+		got, _, err = bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "noop", RunAt: &past})
+		require.NoError(t, err)
+		require.Equal(t, "available", got.State, "a time already past means now")
 	})
 
 	t.Run("JobInsertFailureWritesNothing", func(t *testing.T) {
