@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/handoff/handoff/internal/pgtest"
 	"github.com/handoff/handoff/migrations"
 )
 
@@ -47,7 +47,7 @@ func (d *databases) create(ctx context.Context, purpose string) (string, error) 
 	d.mu.Lock()
 	d.names = append(d.names, name)
 	d.mu.Unlock()
-	return withDatabase(d.baseURL, name)
+	return pgtest.DatabaseURL(d.baseURL, name)
 }
 
 // dropAll drops every database create made. It runs at exit on a context of
@@ -75,25 +75,6 @@ func (d *databases) dropAll() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// withDatabase points base, a URL or keyword/value connection string, at
-// the database name.
-func withDatabase(base, name string) (string, error) {
-	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
-		// In keyword/value form a later keyword overrides an earlier one.
-		return base + " dbname=" + name, nil
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("parse DATABASE_URL: %w", err)
-	}
-	u.Path = "/" + name
-	u.RawPath = ""
-	query := u.Query()
-	query.Del("dbname")
-	u.RawQuery = query.Encode()
-	return u.String(), nil
 }
 
 // migrate applies Handoff's migrations to the database at dbURL, up to

@@ -141,7 +141,7 @@ func Tx(tb testing.TB) pgx.Tx {
 func createDB(tb testing.TB, base, templateName string) string {
 	tb.Helper()
 	name := uniqueName(tb.Name())
-	dbURL, err := databaseURL(base, name)
+	dbURL, err := DatabaseURL(base, name)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
@@ -235,7 +235,7 @@ func createTemplate() (string, error) {
 		if _, err := conn.Exec(ctx, "CREATE DATABASE "+quote(building)+" TEMPLATE template0"); err != nil {
 			return fmt.Errorf("create template: %w", err)
 		}
-		buildingURL, err := databaseURL(base, building)
+		buildingURL, err := DatabaseURL(base, building)
 		if err != nil {
 			return err
 		}
@@ -306,7 +306,7 @@ func openShared() (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("prepare shared database: %w", err)
 	}
 
-	dbURL, err := databaseURL(base, name)
+	dbURL, err := DatabaseURL(base, name)
 	if err != nil {
 		return nil, err
 	}
@@ -397,9 +397,9 @@ func uniqueName(testName string) string {
 	return fmt.Sprintf("handoff_test_%s_%012x", b.String(), rand.Uint64()&(1<<48-1)) //nolint:gosec // Uniqueness, not secrecy.
 }
 
-// databaseURL points base, a URL or keyword/value connection string, at the
+// DatabaseURL points base, a URL or keyword/value connection string, at the
 // database name.
-func databaseURL(base, name string) (string, error) {
+func DatabaseURL(base, name string) (string, error) {
 	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
 		// In keyword/value form a later keyword overrides an earlier one.
 		return base + " dbname=" + name, nil
