@@ -9,8 +9,13 @@
 -- with this trigger ~11-13k/s).
 --
 -- It also means a job inserted by anything else (a Go app calling River's
--- InsertTx in its own domain transaction, River UI, a periodic job) is a task
+-- InsertTx in its own domain transaction, a River periodic job) is a task
 -- too, visible in the API.
+--
+-- Deploying: a binary from before this version inserts the tasks row itself
+-- and collides with the row the trigger wrote (every POST would fail), so
+-- this one migration needs the old replicas stopped before it is applied,
+-- not a rolling deploy (README, "Deploying").
 --
 -- The API passes a task's idempotency key and request hash in the job's
 -- metadata (handoff_idempotency_key, and handoff_request_hash in hex). A key
@@ -23,7 +28,11 @@
 -- +goose Up
 -- +goose StatementBegin
 CREATE FUNCTION handoff_task_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- tasks is found where the migration made it, whatever the search_path of
+-- the session that inserts the job.
+SET search_path FROM CURRENT
+AS $$
 BEGIN
     INSERT INTO tasks (
         id, kind, queue, priority, args, state, attempt, max_attempts,

@@ -11,11 +11,19 @@
 // Middleware completes a job in a transaction of its own as soon as its
 // worker returns, with river.JobCompleteTx. That call carries what the worker
 // recorded with river.RecordOutput, and the sync trigger copies it to tasks
-// in the same transaction, so a result is still written exactly once; River's
-// completer then finds the job no longer running and leaves it alone. It does
+// in the same transaction, so a result is still written exactly once. River's
+// completer still writes its own completion of the job, up to 250 ms later:
+// it finds the job no longer running and changes nothing but to merge the
+// same output into the job's metadata again. Were the job running again by
+// then (retried at once), that completion would complete the new attempt:
+// task.Service.Retry waits until it has landed. The middleware does all
 // this only while the process finishes fewer than IdleBelow jobs a second:
 // busier, it steps aside and River batches as usual, so the extra
 // transactions are bounded and a drain keeps its throughput.
+//
+// It completes through its own pool, so it is for a River client that works
+// jobs in the database, not for rivertest.Worker's jobs inside a test's
+// transaction.
 package completer
 
 import (
@@ -40,6 +48,9 @@ import (
 // between about 500 and 2,000 jobs a second a task can still take up to
 // 250 ms to show completed, and above that at most about 50 ms.
 const DefaultIdleBelow = 500
+
+// completeTimeout bounds one completion at once.
+const completeTimeout = 2 * time.Second
 
 // rateWindow is the window over which the completion rate is measured:
 // short enough to step aside within a fraction of a second when a burst
@@ -75,8 +86,13 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	if m.rate.add() >= m.idleBelow {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, &river.Job[anyArgs]{JobRow: job})
+	// The job's own context may end (its timeout) now that its work is
+	// done; the completion gets a short bound of its own instead, after
+	// which River's completer takes over.
+	completeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	err := pgx.BeginFunc(completeCtx, m.pool, func(tx pgx.Tx) error {
+		_, err := river.JobCompleteTx[*riverpgxv5.Driver](completeCtx, tx, &river.Job[anyArgs]{JobRow: job})
 		return err
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package completer_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/handoff/handoff/internal/completer"
 	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
 )
 
@@ -21,25 +23,34 @@ type testBundle struct {
 	pool       *pgxpool.Pool
 	client     *river.Client[pgx.Tx]
 	middleware *completer.Middleware
+	svc        *task.Service
 }
 
 // setup runs a River client with Handoff's kinds and the middleware on a
-// fresh database whose tasks table audits every write of a result.
+// fresh database that audits every completion of a job and every write of a
+// completed task's result.
 func setup(t *testing.T, idleBelow float64) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	pool := pgtest.NewDB(t)
 	_, err := pool.Exec(ctx, `
+		CREATE TABLE completion_audit (job_id bigint, attempt int, attempted_at timestamptz, finalized_at timestamptz);
+		CREATE FUNCTION audit_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN INSERT INTO completion_audit VALUES (NEW.id, NEW.attempt, NEW.attempted_at, NEW.finalized_at); RETURN NULL; END $$;
+		CREATE TRIGGER audit_completion AFTER UPDATE ON river_job FOR EACH ROW
+			WHEN (NEW.state = 'completed' AND OLD.state <> 'completed')
+			EXECUTE FUNCTION audit_completion();
 		CREATE TABLE result_audit (task_id bigint NOT NULL);
 		CREATE FUNCTION audit_result() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN INSERT INTO result_audit VALUES (NEW.id); RETURN NULL; END $$;
 		CREATE TRIGGER audit_result AFTER UPDATE ON tasks FOR EACH ROW
-			WHEN (NEW.result IS NOT NULL AND OLD.result IS DISTINCT FROM NEW.result)
+			WHEN (NEW.state = 'completed' AND NEW.result IS NOT NULL)
 			EXECUTE FUNCTION audit_result();`)
 	require.NoError(t, err)
 
 	m := completer.New(pool, pgtest.Logger(t), idleBelow)
-	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{}))
+	kinds := jobs.Kinds(jobs.Deps{})
+	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		FetchCooldown:     5 * time.Millisecond,
@@ -51,12 +62,17 @@ func setup(t *testing.T, idleBelow float64) *testBundle {
 	})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, client.Stop(stopCtx))
-	})
-	return &testBundle{pool: pool, client: client, middleware: m}
+	t.Cleanup(func() { stop(t, client) })
+	return &testBundle{pool: pool, client: client, middleware: m, svc: task.NewService(pool, client, kinds, nil)}
+}
+
+// stop stops the client, which first writes every completion River's
+// completer still holds; stopping twice is fine.
+func stop(t *testing.T, client *river.Client[pgx.Tx]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, client.Stop(ctx))
 }
 
 // waitFinished waits until n tasks have left the waiting and running states.
@@ -70,14 +86,21 @@ func waitFinished(t *testing.T, pool *pgxpool.Pool, n int) {
 	}, 20*time.Second, 10*time.Millisecond)
 }
 
-// resultWrites counts tasks whose result was written once, and tasks whose
-// result was written more than once.
-func resultWrites(t *testing.T, pool *pgxpool.Pool) (once, more int) {
+// requireWrittenOnce checks that every one of n jobs was completed once per
+// attempt, and every completed task's result written once.
+func requireWrittenOnce(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	require.NoError(t, pool.QueryRow(t.Context(), `
-		SELECT count(*) FILTER (WHERE writes = 1), count(*) FILTER (WHERE writes > 1)
-		FROM (SELECT count(*) AS writes FROM result_audit GROUP BY task_id) AS w`).Scan(&once, &more))
-	return once, more
+	var completions, completedTwice, results, resultTwice int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT
+		(SELECT count(*) FROM completion_audit),
+		(SELECT count(*) FROM (SELECT 1 FROM completion_audit GROUP BY job_id, attempt HAVING count(*) > 1) AS x),
+		(SELECT count(*) FROM result_audit),
+		(SELECT count(*) FROM (SELECT 1 FROM result_audit GROUP BY task_id HAVING count(*) > 1) AS y)`).
+		Scan(&completions, &completedTwice, &results, &resultTwice))
+	require.Equal(t, n, completions, "completions")
+	require.Zero(t, completedTwice, "jobs completed twice in one attempt")
+	require.Equal(t, n, results, "result writes")
+	require.Zero(t, resultTwice, "results written twice")
 }
 
 func TestMiddleware(t *testing.T) {
@@ -97,11 +120,42 @@ func TestMiddleware(t *testing.T) {
 		require.NoError(t, bundle.pool.QueryRow(t.Context(), "SELECT state, result FROM tasks WHERE id = $1", res.Job.ID).Scan(&state, &result))
 		require.Equal(t, "completed", state)
 		require.JSONEq(t, `{}`, string(result), "the recorded output, carried by JobCompleteTx")
-		// River's completer comes later and must find nothing to do.
-		time.Sleep(400 * time.Millisecond)
-		once, more := resultWrites(t, bundle.pool)
-		require.Equal(t, 1, once)
-		require.Zero(t, more)
+		// River's completer writes its own completion at the latest when
+		// the client stops; it must change nothing.
+		stop(t, bundle.client)
+		requireWrittenOnce(t, bundle.pool, 1)
+	})
+
+	t.Run("RetryAtOnceIsNotCompletedByTheLastAttempt", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t, completer.DefaultIdleBelow)
+
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 0.3}`)})
+		require.NoError(t, err)
+		waitFinished(t, bundle.pool, 1)
+		require.EqualValues(t, 1, bundle.middleware.Inline())
+
+		// Retried the moment it shows completed, while River's own
+		// completion of attempt 1 is still queued.
+		_, err = bundle.svc.Retry(ctx, created.ID)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			got, err := bundle.svc.Get(ctx, created.ID)
+			require.NoError(t, err)
+			return got.Attempt == 2 && got.State == "completed"
+		}, 20*time.Second, 10*time.Millisecond)
+		stop(t, bundle.client)
+
+		// Attempt 2 was completed by its own end, after its 0.3 s sleep,
+		// and its result is attempt 2's.
+		var ran time.Duration
+		require.NoError(t, bundle.pool.QueryRow(ctx,
+			"SELECT finalized_at - attempted_at FROM completion_audit WHERE job_id = $1 AND attempt = 2", created.ID).Scan(&ran))
+		require.GreaterOrEqual(t, ran, 300*time.Millisecond)
+		got, err := bundle.svc.Get(ctx, created.ID)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"slept_ms": 300, "attempt": 2}`, string(got.Result))
 	})
 
 	t.Run("BusyLeavesJobsToRiver", func(t *testing.T) {
@@ -118,9 +172,8 @@ func TestMiddleware(t *testing.T) {
 		waitFinished(t, bundle.pool, n)
 
 		require.Less(t, bundle.middleware.Inline(), int64(n/2), "most jobs completed in River's batches")
-		once, more := resultWrites(t, bundle.pool)
-		require.Equal(t, n, once)
-		require.Zero(t, more)
+		stop(t, bundle.client)
+		requireWrittenOnce(t, bundle.pool, n)
 	})
 
 	t.Run("FailedJobIsLeftToRiver", func(t *testing.T) {

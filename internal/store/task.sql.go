@@ -10,6 +10,26 @@ import (
 	"encoding/json"
 )
 
+const jobCompletionSettleWait = `-- name: JobCompletionSettleWait :one
+SELECT greatest(0, ceil(extract(epoch FROM finalized_at + make_interval(secs => $1::float8) - now()) * 1000))::bigint AS wait_ms
+FROM river_job
+WHERE id = $2 AND state = 'completed'
+`
+
+type JobCompletionSettleWaitParams struct {
+	SettleSeconds float64
+	ID            int64
+}
+
+// How long, in milliseconds, until a job completed a moment ago may safely
+// run again (0 if it may now, or is not completed). See Service.Retry.
+func (q *Queries) JobCompletionSettleWait(ctx context.Context, db DBTX, arg JobCompletionSettleWaitParams) (int64, error) {
+	row := db.QueryRow(ctx, jobCompletionSettleWait, arg.SettleSeconds, arg.ID)
+	var wait_ms int64
+	err := row.Scan(&wait_ms)
+	return wait_ms, err
+}
+
 const taskCancelRequestedSet = `-- name: TaskCancelRequestedSet :exec
 UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1
 `
@@ -20,12 +40,9 @@ func (q *Queries) TaskCancelRequestedSet(ctx context.Context, db DBTX, id int64)
 }
 
 const taskGetByID = `-- name: TaskGetByID :one
-
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks WHERE id = $1
 `
 
-// A task's row is written by the insert trigger on river_job (migration
-// 00010), in the job's own INSERT: there is no query here to insert one.
 func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, error) {
 	row := db.QueryRow(ctx, taskGetByID, id)
 	var i Task

@@ -270,13 +270,21 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 		}
 	}
 
-	job, err := s.insert(ctx, p)
-	if errors.Is(err, errKeyTaken) {
+	job, found, err := s.insert(ctx, p)
+	switch {
+	case errors.Is(err, errKeyTaken):
 		t, err := s.byIdempotencyKey(ctx, p)
 		return t, false, err
-	}
-	if err != nil {
+	case err != nil:
 		return nil, false, err
+	case found != nil:
+		// The insert's answer was lost, but a task with this key and this
+		// request exists: most likely this request's own.
+		if !bytes.Equal(found.RequestHash, p.requestHash) {
+			return nil, false, ErrIdempotencyConflict
+		}
+		t, err := fromRow(found)
+		return t, true, err
 	}
 	return fromJob(job), true, nil
 }
@@ -291,8 +299,9 @@ const uniqueViolation = "23505"
 // insert writes the job, and through the trigger of migration 00010 its
 // tasks row, in one INSERT statement: the task is accepted exactly when that
 // statement's success comes back, and on an error from Postgres nothing was
-// written.
-func (s *Service) insert(ctx context.Context, p *prepared) (*rivertype.JobRow, error) {
+// written. When no answer came back and the request has an idempotency key,
+// found is the task that holds the key, if the INSERT committed after all.
+func (s *Service) insert(ctx context.Context, p *prepared) (job *rivertype.JobRow, found *store.Task, err error) {
 	var res *rivertype.JobInsertResult
 	late, err := runOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
@@ -305,24 +314,24 @@ func (s *Service) insert(ctx context.Context, p *prepared) (*rivertype.JobRow, e
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyIndex:
-		return nil, errKeyTaken
+		return nil, nil, errKeyTaken
 	case err != nil && p.key != nil && !errors.As(err, &pgErr):
 		// No answer from Postgres: the INSERT may have committed. The key
 		// tells.
 		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if _, lookErr := s.queries.TaskGetByIdempotencyKey(lookCtx, s.pool, p.key); lookErr == nil {
-			return nil, errKeyTaken
+		if row, lookErr := s.queries.TaskGetByIdempotencyKey(lookCtx, s.pool, p.key); lookErr == nil {
+			return nil, row, nil
 		}
-		return nil, fmt.Errorf("insert job: %w", err)
+		return nil, nil, fmt.Errorf("insert job: %w", err)
 	case err != nil:
-		return nil, fmt.Errorf("insert job: %w", err)
+		return nil, nil, fmt.Errorf("insert job: %w", err)
 	case res.UniqueSkippedAsDuplicate:
 		// Handoff's dedup is the idempotency key; River's unique jobs
 		// would return another task's job.
-		return nil, fmt.Errorf("kind %q sets River UniqueOpts, which Handoff does not support: use idempotency keys", res.Job.Kind)
+		return nil, nil, fmt.Errorf("kind %q sets River UniqueOpts, which Handoff does not support: use idempotency keys", res.Job.Kind)
 	}
-	return res.Job, nil
+	return res.Job, nil, nil
 }
 
 func (s *Service) byIdempotencyKey(ctx context.Context, p *prepared) (*Task, error) {
@@ -433,11 +442,36 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
 	}, nil)
 }
 
+// completionSettle is how long after a job completed River may still write
+// its own completion of it: internal/completer completes a job at once, but
+// River's batch completer has the same completion queued and writes it
+// within 250 ms. One second leaves margin.
+const completionSettle = time.Second
+
 // Retry queues a task again: a finished one runs anew, a scheduled or
 // retryable one runs now. A running task is returned unchanged.
 //
+// A task completed less than completionSettle ago is retried only once that
+// time has passed. River's queued completion matches the job by id while it
+// runs: landing on a retried job already running its next attempt, it would
+// mark that attempt completed with the last one's result. Landing on the
+// completed job, it does nothing.
+//
 // Errors: ErrNotFound, ErrJobDeleted.
 func (s *Service) Retry(ctx context.Context, id int64) (*Task, error) {
+	waitMS, err := s.queries.JobCompletionSettleWait(ctx, s.pool, store.JobCompletionSettleWaitParams{SettleSeconds: completionSettle.Seconds(), ID: id})
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("read job completion: %w", err)
+	}
+	// Bounded, in case the clock of the process that completed the job is
+	// ahead of Postgres's.
+	if wait := min(time.Duration(waitMS)*time.Millisecond, 2*completionSettle); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return s.control(ctx, id, s.jobs.JobRetryTx, ErrJobDeleted)
 }
 

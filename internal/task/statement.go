@@ -47,14 +47,15 @@ const (
 // runOwnStatement runs fn with a pgx.Tx whose statements commit one by one,
 // on a connection of pool.
 //
-// When ctx ends first, the statement is cancelled in Postgres and its answer
-// still read: cancelled, or done because it committed first. pgx's own
-// reaction to a cancelled context is to close the connection, with a cancel
-// request it does not wait for: a statement waiting on a lock that goes
-// first still commits, its client having been told that it failed (seen in
-// TestCreate/RequestThatGivesUpWritesNothing). Only when Postgres does not answer within
-// statementTimeout, or cancelGrace after the cancel, is the connection given
-// up, and the outcome unknown to the caller (no *pgconn.PgError).
+// When ctx ends, or statementTimeout passes, while a statement runs, the
+// statement is cancelled in Postgres and its answer still read: cancelled,
+// or done because it committed first. pgx's own reaction to a context that
+// ends is to close the connection, with a cancel request it does not wait
+// for: a statement waiting on a lock that goes first still commits, its
+// client having been told that it failed
+// (TestCreate/RequestThatGivesUpWritesNothing). Only when Postgres does not
+// answer within cancelGrace of the cancel is the connection given up, and
+// the outcome unknown to the caller (no *pgconn.PgError).
 //
 // late is the error of statements that failed after one had committed (see
 // ownStatement): not fn's failure, but worth a log line.
@@ -63,16 +64,19 @@ func runOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx contex
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
 	}
-	stmtCtx, cancelStmt := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
+	limitCtx, cancelLimit := context.WithTimeout(ctx, statementTimeout)
+	defer cancelLimit()
+	// The statement's own context ends only cancelGrace after a cancel
+	// request, so that pgx waits for Postgres's answer.
+	stmtCtx, cancelStmt := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStmt()
 
 	cancelled := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
+	stop := context.AfterFunc(limitCtx, func() {
 		defer close(cancelled)
 		cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
 		defer cancel()
 		_ = conn.Conn().PgConn().CancelRequest(cancelCtx)
-		// Give the answer cancelGrace to arrive, from now on.
 		time.AfterFunc(cancelGrace, cancelStmt)
 	})
 
@@ -86,9 +90,11 @@ func runOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx contex
 	// statement ended and hit the next one on this connection, so the
 	// connection is not reused.
 	<-cancelled
-	_ = conn.Hijack().Close(context.WithoutCancel(ctx))
+	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
+	defer cancelClose()
+	_ = conn.Hijack().Close(closeCtx)
 	if err != nil {
-		err = errors.Join(err, ctx.Err())
+		err = errors.Join(err, limitCtx.Err())
 	}
 	return stmt.lateErr, err
 }
