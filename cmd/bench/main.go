@@ -133,7 +133,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&opts.tune.workers, "workers", 100*runtime.GOMAXPROCS(0), "WORKERS for the server and MaxWorkers for the River baseline")
 	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", 10*time.Millisecond, "FETCH_COOLDOWN for the server and the River baseline")
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", 100*time.Millisecond, "FETCH_POLL_INTERVAL for the server and the River baseline")
-	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 40, "DB_MAX_CONNS for the server, and the pool size of every baseline")
+	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 10, "DB_MAX_CONNS for the server, and the pool size of every baseline")
 	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (per statement, as the migrations make it), row, no-running, statement-no-running")
 	fs.IntVar(&opts.clients, "clients", 32, "concurrent clients of the enqueue figures")
 	opts.tune.serverEnv = envFlag{}

@@ -62,7 +62,9 @@ type config struct {
 	// internal/completer). 0 turns this off. Default 500.
 	InlineCompleteBelow int
 
-	// DBMaxConns is DB_MAX_CONNS, the connection pool's size. Default 40.
+	// DBMaxConns is DB_MAX_CONNS, the connection pool's size. Default 10:
+	// a few per core of a small Postgres; more backends than cores only
+	// contend (docs/performance.md). Raise it with Postgres's cores.
 	DBMaxConns int
 
 	// RequestTimeout is REQUEST_TIMEOUT, the most an API request may take
@@ -96,7 +98,7 @@ func parseConfig(getenv func(string) string) (*config, error) {
 		AuthDisabled:        p.boolean("AUTH_DISABLED", false),
 		FetchCooldown:       p.duration("FETCH_COOLDOWN", 10*time.Millisecond),
 		FetchPollInterval:   p.duration("FETCH_POLL_INTERVAL", 100*time.Millisecond),
-		DBMaxConns:          p.integer("DB_MAX_CONNS", 40, 4, 10_000),
+		DBMaxConns:          p.integer("DB_MAX_CONNS", 10, 4, 10_000),
 		InlineCompleteBelow: p.integer("INLINE_COMPLETE_BELOW", completer.DefaultIdleBelow, 0, 1_000_000),
 		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 10*time.Second),
 		CompletedRetention:  p.duration("COMPLETED_RETENTION", 24*time.Hour),
