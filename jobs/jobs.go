@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -91,14 +92,22 @@ type Kind struct {
 
 	parseFunc     func(raw json.RawMessage) (river.JobArgs, error)
 	addWorkerFunc func(workers *river.Workers) error
+
+	// unique is whether the args type asks River for unique jobs.
+	unique bool
 }
 
 // NewKind builds a Kind from its args type and worker; Kinds lists one per
 // kind. Tests use it to add kinds of their own.
 func NewKind[T Args](worker river.Worker[T]) Kind {
 	var zero T
+	unique := false
+	if withOpts, ok := any(zero).(river.JobArgsWithInsertOpts); ok {
+		unique = !reflect.ValueOf(withOpts.InsertOpts().UniqueOpts).IsZero()
+	}
 	return Kind{
-		Name: zero.Kind(),
+		Name:   zero.Kind(),
+		unique: unique,
 		parseFunc: func(raw json.RawMessage) (river.JobArgs, error) {
 			var args T
 			if err := decodeStrict(raw, &args); err != nil {
@@ -122,10 +131,17 @@ func (k Kind) Parse(raw json.RawMessage) (river.JobArgs, error) {
 	return k.parseFunc(raw)
 }
 
-// Workers registers the workers of kinds with a new River Workers set.
+// Workers registers the workers of kinds with a new River Workers set. It
+// refuses a kind whose args set River's UniqueOpts: a unique insert that
+// River skips returns another task's job, so every request for the kind
+// would fail; Handoff deduplicates with idempotency keys instead. Refusing
+// it here stops the server at start-up rather than at the first request.
 func Workers(kinds []Kind) (*river.Workers, error) {
 	workers := river.NewWorkers()
 	for _, k := range kinds {
+		if k.unique {
+			return nil, fmt.Errorf("kind %q sets River UniqueOpts in InsertOpts, which Handoff does not support: remove them and let clients send an Idempotency-Key", k.Name)
+		}
 		if err := k.addWorkerFunc(workers); err != nil {
 			return nil, fmt.Errorf("add worker for kind %q: %w", k.Name, err)
 		}

@@ -1,9 +1,11 @@
 package jobs_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff/handoff/jobs"
@@ -37,6 +39,21 @@ func TestKinds(t *testing.T) {
 	// Registering a kind twice is a programming error River reports.
 	_, err = jobs.Workers(append(kinds, kinds[0]))
 	require.Error(t, err)
+
+	// River's unique jobs would hand a request another task's job: refused
+	// at start-up, naming the kind and the way out.
+	_, err = jobs.Workers(append(kinds, jobs.NewKind[uniqueArgs](river.WorkFunc(func(context.Context, *river.Job[uniqueArgs]) error { return nil }))))
+	require.ErrorContains(t, err, `kind "unique_test" sets River UniqueOpts`)
+	require.ErrorContains(t, err, "Idempotency-Key")
+}
+
+// uniqueArgs is a kind that asks River for unique jobs.
+type uniqueArgs struct{}
+
+func (uniqueArgs) Kind() string    { return "unique_test" }
+func (uniqueArgs) Validate() error { return nil }
+func (uniqueArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 func TestKindParse(t *testing.T) {
