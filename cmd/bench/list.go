@@ -14,7 +14,8 @@ import (
 )
 
 // list measures figure 6: one client paging GET /v1/tasks?state=completed
-// with listRows rows in tasks, at the newest page and deep in the table.
+// with listRows rows in tasks, at the newest page and deep in the table; and
+// the same for a kind's list, as information.
 func (b *bench) list(ctx context.Context) (err error) {
 	opts := b.opts
 	dbURL, pool, err := b.dbs.newDB(ctx, "list", 0, benchPoolConns)
@@ -44,13 +45,19 @@ func (b *bench) list(ctx context.Context) (err error) {
 	deep := base64.RawURLEncoding.EncodeToString([]byte("t" + strconv.FormatInt(deepID, 10)))
 	for _, page := range []struct {
 		name, query string
-		below       int64
+		want        listWant
+		// target is whether the page is the figure 6; the kind
+		// pages, whose tasks are of several states, are information: they
+		// show what tasks_kind_id_idx buys the kind filter.
+		target bool
 	}{
-		{"newest page", "state=completed&limit=50", int64(opts.listRows) + 1},
-		{"deep cursor", "state=completed&limit=50&after=" + deep, deepID},
+		{"state=completed limit=50, %s rows, newest page", "state=completed&limit=50", listWant{state: "completed", below: int64(opts.listRows) + 1}, true},
+		{"state=completed limit=50, %s rows, deep cursor", "state=completed&limit=50&after=" + deep, listWant{state: "completed", below: deepID}, true},
+		{"kind=sleep limit=50 (mixed states), %s rows, newest page", "kind=sleep&limit=50", listWant{kind: "sleep", below: int64(opts.listRows) + 1}, false},
+		{"kind=sleep limit=50 (mixed states), %s rows, deep cursor", "kind=sleep&limit=50&after=" + deep, listWant{kind: "sleep", below: deepID}, false},
 	} {
 		get := func(ctx context.Context) error {
-			return getList(ctx, client, srv.url+"/v1/tasks?"+page.query, page.below)
+			return getList(ctx, client, srv.url+"/v1/tasks?"+page.query, page.want)
 		}
 		// Warm the connection, the server's statements and Postgres's cache.
 		for range 50 {
@@ -67,18 +74,30 @@ func (b *bench) list(ctx context.Context) (err error) {
 			lat = append(lat, time.Since(t))
 		}
 		p99 := lat.quantile(0.99)
-		b.report.check(row{
-			figure: fmt.Sprintf("list p99, state=completed limit=50, %s rows, %s", countLabel(opts.listRows), page.name),
+		rw := row{
+			figure: "list p99, " + fmt.Sprintf(page.name, countLabel(opts.listRows)),
 			value:  fmt.Sprintf("%s (p50 %s)", ms(p99), ms(lat.quantile(0.5))),
-			target: "≤ 20 ms",
-		}, p99 <= 20*time.Millisecond)
+		}
+		if !page.target {
+			b.report.info(rw)
+			continue
+		}
+		rw.target = "≤ 20 ms"
+		b.report.check(rw, p99 <= 20*time.Millisecond)
 	}
 	return nil
 }
 
-// getList fetches one page and checks that it is a full page of completed
-// tasks, newest first, all below the cursor.
-func getList(ctx context.Context, client *http.Client, url string, below int64) error {
+// listWant is what every task of a page must be: of state and kind (when
+// set), and below the cursor's id.
+type listWant struct {
+	state, kind string
+	below       int64
+}
+
+// getList fetches one page and checks that it is a full page of the tasks
+// want describes, newest first.
+func getList(ctx context.Context, client *http.Client, url string, want listWant) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
@@ -105,10 +124,10 @@ func getList(ctx context.Context, client *http.Client, url string, below int64) 
 	if len(page.Tasks) != 50 || page.Next == nil {
 		return fmt.Errorf("GET %s: %d tasks, want a full page of 50 with a next cursor", url, len(page.Tasks))
 	}
-	prev := below
+	prev := want.below
 	for _, t := range page.Tasks {
-		if t.State != "completed" || t.ID >= prev {
-			return fmt.Errorf("GET %s: task %d (%s) out of place after %d", url, t.ID, t.State, prev)
+		if (want.state != "" && t.State != want.state) || (want.kind != "" && t.Kind != want.kind) || t.ID >= prev {
+			return fmt.Errorf("GET %s: task %d (%s, %s) out of place after %d", url, t.ID, t.Kind, t.State, prev)
 		}
 		prev = t.ID
 	}

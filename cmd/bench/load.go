@@ -40,6 +40,7 @@ func newHTTPClient(conns int) *http.Client {
 // createdTask is the part of a 202's body the bench reads.
 type createdTask struct {
 	ID    int64  `json:"id"`
+	Kind  string `json:"kind"`
 	State string `json:"state"`
 }
 
