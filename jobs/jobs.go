@@ -93,21 +93,18 @@ type Kind struct {
 	parseFunc     func(raw json.RawMessage) (river.JobArgs, error)
 	addWorkerFunc func(workers *river.Workers) error
 
-	// unique is whether the args type asks River for unique jobs.
-	unique bool
+	// uniqueErr is why the kind cannot be registered: its args ask River
+	// for unique jobs, or their InsertOpts cannot be read.
+	uniqueErr error
 }
 
 // NewKind builds a Kind from its args type and worker; Kinds lists one per
 // kind. Tests use it to add kinds of their own.
 func NewKind[T Args](worker river.Worker[T]) Kind {
 	var zero T
-	unique := false
-	if withOpts, ok := any(zero).(river.JobArgsWithInsertOpts); ok {
-		unique = !reflect.ValueOf(withOpts.InsertOpts().UniqueOpts).IsZero()
-	}
 	return Kind{
-		Name:   zero.Kind(),
-		unique: unique,
+		Name:      zero.Kind(),
+		uniqueErr: checkNotUnique(zero),
 		parseFunc: func(raw json.RawMessage) (river.JobArgs, error) {
 			var args T
 			if err := decodeStrict(raw, &args); err != nil {
@@ -124,6 +121,31 @@ func NewKind[T Args](worker river.Worker[T]) Kind {
 	}
 }
 
+// checkNotUnique refuses args whose InsertOpts set River's UniqueOpts: a
+// unique insert that River skips returns another task's job, so a request
+// that River took for a duplicate would fail; Handoff deduplicates with
+// idempotency keys instead. It looks at the zero value, so options that
+// depend on field values escape it (Service.Create still refuses those, per
+// request), and an InsertOpts that panics on the zero value is reported, not
+// left to crash start-up.
+func checkNotUnique(zero river.JobArgs) (err error) {
+	withOpts, ok := zero.(river.JobArgsWithInsertOpts)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("InsertOpts panics on the zero value of its args (%v): it must not depend on their fields", r)
+		}
+	}()
+	// UniqueOpts holds a slice, so it cannot be compared with ==; a zero
+	// value is what River's own (unexported) isEmpty checks for.
+	if !reflect.ValueOf(withOpts.InsertOpts().UniqueOpts).IsZero() {
+		return errors.New("sets River UniqueOpts in InsertOpts, which Handoff does not support: remove them and let clients send an Idempotency-Key")
+	}
+	return nil
+}
+
 // Parse decodes raw strictly (unknown fields and trailing data are errors)
 // into the kind's args type and validates it. Any error it returns is a
 // ArgsError that can be shown to the client.
@@ -132,15 +154,13 @@ func (k Kind) Parse(raw json.RawMessage) (river.JobArgs, error) {
 }
 
 // Workers registers the workers of kinds with a new River Workers set. It
-// refuses a kind whose args set River's UniqueOpts: a unique insert that
-// River skips returns another task's job, so every request for the kind
-// would fail; Handoff deduplicates with idempotency keys instead. Refusing
-// it here stops the server at start-up rather than at the first request.
+// refuses a kind whose args set River's UniqueOpts (checkNotUnique), so that
+// the server stops at start-up rather than at the first duplicate.
 func Workers(kinds []Kind) (*river.Workers, error) {
 	workers := river.NewWorkers()
 	for _, k := range kinds {
-		if k.unique {
-			return nil, fmt.Errorf("kind %q sets River UniqueOpts in InsertOpts, which Handoff does not support: remove them and let clients send an Idempotency-Key", k.Name)
+		if k.uniqueErr != nil {
+			return nil, fmt.Errorf("kind %q: %w", k.Name, k.uniqueErr)
 		}
 		if err := k.addWorkerFunc(workers); err != nil {
 			return nil, fmt.Errorf("add worker for kind %q: %w", k.Name, err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff/handoff/jobs"
@@ -43,8 +44,17 @@ func TestKinds(t *testing.T) {
 	// River's unique jobs would hand a request another task's job: refused
 	// at start-up, naming the kind and the way out.
 	_, err = jobs.Workers(append(kinds, jobs.NewKind[uniqueArgs](river.WorkFunc(func(context.Context, *river.Job[uniqueArgs]) error { return nil }))))
-	require.ErrorContains(t, err, `kind "unique_test" sets River UniqueOpts`)
+	require.ErrorContains(t, err, `kind "unique_test": sets River UniqueOpts`)
 	require.ErrorContains(t, err, "Idempotency-Key")
+
+	// Other insert options are fine.
+	_, err = jobs.Workers(append(kinds, jobs.NewKind[optsArgs](river.WorkFunc(func(context.Context, *river.Job[optsArgs]) error { return nil }))))
+	require.NoError(t, err)
+
+	// An InsertOpts that reads a nil field of the zero value is an error
+	// at start-up, not a panic.
+	_, err = jobs.Workers(append(kinds, jobs.NewKind[*panicArgs](river.WorkFunc(func(context.Context, *river.Job[*panicArgs]) error { return nil }))))
+	require.ErrorContains(t, err, `kind "panic_test": InsertOpts panics on the zero value`)
 }
 
 // uniqueArgs is a kind that asks River for unique jobs.
@@ -53,7 +63,26 @@ type uniqueArgs struct{}
 func (uniqueArgs) Kind() string    { return "unique_test" }
 func (uniqueArgs) Validate() error { return nil }
 func (uniqueArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{rivertype.JobStateAvailable}}}
+}
+
+// optsArgs sets insert options other than UniqueOpts.
+type optsArgs struct{}
+
+func (optsArgs) Kind() string    { return "opts_test" }
+func (optsArgs) Validate() error { return nil }
+func (optsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: "default", Priority: 2, MaxAttempts: 5, Tags: []string{"t"}}
+}
+
+// panicArgs reads its fields in InsertOpts: on the zero value (a nil
+// pointer) that panics.
+type panicArgs struct{ Queue string }
+
+func (*panicArgs) Kind() string    { return "panic_test" }
+func (*panicArgs) Validate() error { return nil }
+func (a *panicArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: a.Queue}
 }
 
 func TestKindParse(t *testing.T) {

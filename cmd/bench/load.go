@@ -37,7 +37,8 @@ func newHTTPClient(conns int) *http.Client {
 	}
 }
 
-// createdTask is the part of a 202's body the bench reads.
+// createdTask is the part of a task object the bench reads: from a 202's
+// body, and from list pages.
 type createdTask struct {
 	ID    int64  `json:"id"`
 	Kind  string `json:"kind"`

@@ -130,7 +130,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	)
 	fs.BoolVar(&opts.quick, "quick", false, "smaller backlogs and shorter windows (about 2 minutes); figures are noisier")
 	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth; design (= design-triggers, design-completion) is outside the default run")
-	fs.IntVar(&opts.tune.workers, "workers", 250*runtime.GOMAXPROCS(0), "WORKERS for the server and MaxWorkers for the River baseline (default: the server's, 250 per CPU)")
+	// The server's default (cmd/server defaultWorkers), repeated here since
+	// the bench cannot import a main package.
+	fs.IntVar(&opts.tune.workers, "workers", min(250*runtime.GOMAXPROCS(0), 10_000), "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
 	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", 10*time.Millisecond, "FETCH_COOLDOWN for the server and the River baseline")
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", 100*time.Millisecond, "FETCH_POLL_INTERVAL for the server and the River baseline")
 	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 10, "DB_MAX_CONNS for the server, and the pool size of every baseline")

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/handoff/handoff/internal/completer"
 )
 
@@ -26,7 +28,7 @@ type config struct {
 	AutoMigrate bool
 
 	// Workers is WORKERS, River's MaxWorkers for the default queue. Default
-	// 250 per CPU: workers are goroutines, most tasks wait on I/O, and a
+	// 250 per CPU, at most 10,000: workers are goroutines, most tasks wait on I/O, and a
 	// bigger MaxWorkers means bigger fetch and completion batches (a 100k
 	// backlog drains ~19% faster than at 100 per CPU; docs/performance.md).
 	Workers int
@@ -85,6 +87,16 @@ type config struct {
 	LogFormat string
 }
 
+// maxWorkers is River's limit on a queue's MaxWorkers: a client above it
+// does not start.
+const maxWorkers = river.QueueNumWorkersMax
+
+// defaultWorkers is WORKERS when unset: 250 per CPU, within River's limit,
+// so that a many-core host without WORKERS still starts.
+func defaultWorkers(cpus int) int {
+	return min(250*cpus, maxWorkers)
+}
+
 // parseConfig reads the environment through getenv and reports every bad
 // value at once.
 func parseConfig(getenv func(string) string) (*config, error) {
@@ -93,7 +105,7 @@ func parseConfig(getenv func(string) string) (*config, error) {
 		DatabaseURL:         getenv("DATABASE_URL"),
 		HTTPAddr:            p.str("HTTP_ADDR", "127.0.0.1:8080"),
 		AutoMigrate:         p.boolean("AUTO_MIGRATE", false),
-		Workers:             p.integer("WORKERS", 250*runtime.GOMAXPROCS(0), 1, 10_000),
+		Workers:             p.integer("WORKERS", defaultWorkers(runtime.GOMAXPROCS(0)), 1, maxWorkers),
 		Queues:              p.queues("QUEUES"),
 		RescueAfter:         p.duration("RESCUE_AFTER", 2*time.Minute),
 		ShutdownTimeout:     p.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
@@ -203,8 +215,8 @@ func (p *envParser) queues(name string) map[string]int {
 	for item := range strings.SplitSeq(raw, ",") {
 		queue, workers, ok := strings.Cut(strings.TrimSpace(item), "=")
 		n, err := strconv.Atoi(workers)
-		if !ok || queue == "" || err != nil || n < 1 || n > 10_000 {
-			p.errs = append(p.errs, fmt.Errorf("%s: %q must be name=workers, workers from 1 to 10000", name, item))
+		if !ok || queue == "" || err != nil || n < 1 || n > maxWorkers {
+			p.errs = append(p.errs, fmt.Errorf("%s: %q must be name=workers, workers from 1 to %d", name, item, maxWorkers))
 			continue
 		}
 		queues[queue] = n

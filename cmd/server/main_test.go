@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -209,6 +210,20 @@ func TestConfigErrors(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"fly"}, envFunc(nil), io.Discard, io.Discard), `unknown command "fly"`)
 	require.ErrorContains(t, run(t.Context(), []string{"migrate"}, envFunc(nil), io.Discard, io.Discard), "migrate needs a command")
 	require.ErrorContains(t, run(t.Context(), []string{"migrate", "status", "3"}, envFunc(nil), io.Discard, io.Discard), "takes no version")
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+
+	cfg, err := parseConfig(envFunc(map[string]string{"DATABASE_URL": "postgres://localhost/handoff"}))
+	require.NoError(t, err)
+	require.Equal(t, defaultWorkers(runtime.GOMAXPROCS(0)), cfg.Workers)
+	require.Equal(t, 10, cfg.DBMaxConns)
+
+	require.Equal(t, 500, defaultWorkers(2))
+	// River refuses more than 10,000 workers in a queue: a 64-core host
+	// without WORKERS must still start.
+	require.Equal(t, 10_000, defaultWorkers(64))
 }
 
 func TestMigrateRoundTrip(t *testing.T) {
