@@ -32,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/riverqueue/river"
 )
 
 func main() {
@@ -132,7 +134,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth; design (= design-triggers, design-completion) is outside the default run")
 	// The server's default (cmd/server defaultWorkers), repeated here since
 	// the bench cannot import a main package.
-	fs.IntVar(&opts.tune.workers, "workers", min(250*runtime.GOMAXPROCS(0), 10_000), "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
+	fs.IntVar(&opts.tune.workers, "workers", min(250*runtime.GOMAXPROCS(0), river.QueueNumWorkersMax), "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
 	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", 10*time.Millisecond, "FETCH_COOLDOWN for the server and the River baseline")
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", 100*time.Millisecond, "FETCH_POLL_INTERVAL for the server and the River baseline")
 	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 10, "DB_MAX_CONNS for the server, and the pool size of every baseline")

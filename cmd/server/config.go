@@ -28,9 +28,10 @@ type config struct {
 	AutoMigrate bool
 
 	// Workers is WORKERS, River's MaxWorkers for the default queue. Default
-	// 250 per CPU, at most 10,000: workers are goroutines, most tasks wait on I/O, and a
-	// bigger MaxWorkers means bigger fetch and completion batches (a 100k
-	// backlog drains ~19% faster than at 100 per CPU; docs/performance.md).
+	// 250 per CPU, at most 10,000: workers are goroutines, most tasks wait
+	// on I/O, and a bigger MaxWorkers means bigger fetch and completion
+	// batches (a 100k backlog drains ~19% faster than at 100 per CPU;
+	// docs/performance.md).
 	Workers int
 
 	// Queues is QUEUES, extra queues as "name=workers,name=workers". Tasks
