@@ -86,6 +86,15 @@ func waitFinished(t *testing.T, pool *pgxpool.Pool, n int) {
 	}, 20*time.Second, 10*time.Millisecond)
 }
 
+// requireInline waits until the middleware counts n jobs completed by
+// itself. It counts a job just after its transaction commits, so a test
+// that sees the task completed may look a moment too early.
+func requireInline(t *testing.T, m *completer.Middleware, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return m.Inline() == n }, 5*time.Second, time.Millisecond,
+		"jobs completed by the middleware, not River's completer: %d, want %d", m.Inline(), n)
+}
+
 // requireWrittenOnce checks that every one of n jobs was completed once per
 // attempt, and every completed task's result written once.
 func requireWrittenOnce(t *testing.T, pool *pgxpool.Pool, n int) {
@@ -114,7 +123,7 @@ func TestMiddleware(t *testing.T) {
 		require.NoError(t, err)
 		waitFinished(t, bundle.pool, 1)
 
-		require.EqualValues(t, 1, bundle.middleware.Inline(), "completed by the middleware, not River's completer")
+		requireInline(t, bundle.middleware, 1)
 		var state string
 		var result []byte
 		require.NoError(t, bundle.pool.QueryRow(t.Context(), "SELECT state, result FROM tasks WHERE id = $1", res.Job.ID).Scan(&state, &result))
@@ -134,7 +143,7 @@ func TestMiddleware(t *testing.T) {
 		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 0.3}`)})
 		require.NoError(t, err)
 		waitFinished(t, bundle.pool, 1)
-		require.EqualValues(t, 1, bundle.middleware.Inline())
+		requireInline(t, bundle.middleware, 1)
 
 		// Retried the moment it shows completed, while River's own
 		// completion of attempt 1 is still queued.
@@ -176,8 +185,8 @@ func TestMiddleware(t *testing.T) {
 		require.NoError(t, err)
 		waitFinished(t, bundle.pool, n)
 
+		stop(t, bundle.client) // every worker has returned: the count is final
 		require.Less(t, bundle.middleware.Inline(), int64(n/2), "most jobs completed in River's batches")
-		stop(t, bundle.client)
 		requireWrittenOnce(t, bundle.pool, n)
 	})
 
@@ -189,6 +198,7 @@ func TestMiddleware(t *testing.T) {
 		require.NoError(t, err)
 		waitFinished(t, bundle.pool, 1)
 
+		stop(t, bundle.client) // every worker has returned: the count is final
 		require.Zero(t, bundle.middleware.Inline())
 		var state string
 		var attempt int
@@ -204,6 +214,7 @@ func TestMiddleware(t *testing.T) {
 		_, err := bundle.client.Insert(t.Context(), jobs.NoopArgs{}, nil)
 		require.NoError(t, err)
 		waitFinished(t, bundle.pool, 1)
+		stop(t, bundle.client) // every worker has returned: the count is final
 		require.Zero(t, bundle.middleware.Inline())
 	})
 }
