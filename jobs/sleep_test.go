@@ -80,13 +80,14 @@ func TestSleepWorker(t *testing.T) {
 		bundle := setup(t)
 
 		job := insert(ctx, t, bundle, jobs.SleepArgs{Seconds: seconds(0), FailTimes: 1})
+		before := time.Now()
 		res, err := bundle.worker.WorkJob(ctx, t, bundle.tx, job)
 		require.ErrorContains(t, err, "planned failure: attempt 1 of 1")
 		require.Equal(t, river.EventKindJobFailed, res.EventKind)
 		// A retry due within River's scheduler interval goes straight back
 		// to available, scheduled for later.
 		require.Contains(t, []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRetryable}, res.Job.State)
-		require.True(t, res.Job.ScheduledAt.After(time.Now()), "retry is scheduled after a backoff")
+		require.False(t, res.Job.ScheduledAt.Before(before.Add(time.Second)), "retry is scheduled after a backoff of at least 1 s")
 
 		row, err := store.New().TaskGetByID(ctx, bundle.tx, job.ID)
 		require.NoError(t, err)
@@ -98,17 +99,17 @@ func TestSleepWorker(t *testing.T) {
 
 	t.Run("StopsWhenCancelled", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t)
-		// No progress writes: a deadline firing during one would break the
-		// shared transaction the test works in.
-		worker := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &jobs.SleepWorker{})
-
-		job := insert(t.Context(), t, bundle, jobs.SleepArgs{Seconds: seconds(60)})
+		// Work called directly, without rivertest and the database: a
+		// deadline firing during rivertest's own query would close the
+		// connection under the test's transaction.
+		job := &river.Job[jobs.SleepArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1}, Args: jobs.SleepArgs{Seconds: seconds(60)}}
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err := worker.WorkJob(ctx, t, bundle.tx, job)
+		err := (&jobs.SleepWorker{}).Work(ctx, job)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		// Not a timing check: a sleep that ignored its context would run
+		// the full 60 s.
 		require.Less(t, time.Since(start), 30*time.Second)
 	})
 }
@@ -118,8 +119,13 @@ func TestSleepWorkerNextRetry(t *testing.T) {
 
 	w := &jobs.SleepWorker{}
 	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 20: time.Minute} {
-		delay := time.Until(w.NextRetry(&river.Job[jobs.SleepArgs]{JobRow: &rivertype.JobRow{Attempt: attempt}}))
-		require.InDelta(t, want.Seconds()*1.05, delay.Seconds(), want.Seconds()*0.06, "attempt %d", attempt)
+		// Up to 10 % jitter on top of the doubling backoff; before and after
+		// bracket the call, so a pause of the test changes nothing.
+		before := time.Now()
+		at := w.NextRetry(&river.Job[jobs.SleepArgs]{JobRow: &rivertype.JobRow{Attempt: attempt}})
+		after := time.Now()
+		require.False(t, at.Before(before.Add(want)), "attempt %d: retry at %v, before %v", attempt, at, before.Add(want))
+		require.False(t, at.After(after.Add(want+want/10)), "attempt %d: retry at %v, after %v", attempt, at, after.Add(want+want/10))
 	}
 }
 

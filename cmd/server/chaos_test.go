@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -564,4 +565,15 @@ func (pg *pgCluster) createDB(t *testing.T) string {
 		require.NoError(t, err)
 	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%s/handoff?sslmode=disable", pg.port)
+}
+
+// freeAddr returns an address with a port free a moment ago, for a program
+// that cannot report the port it chose (Postgres).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }

@@ -45,10 +45,9 @@ func startServer(t *testing.T, databaseURL string, extraEnv ...string) *serverPr
 	t.Helper()
 	bin, err := buildServer()
 	require.NoError(t, err)
-	addr := freeAddr(t)
-	p := &serverProcess{base: "http://" + addr, output: &syncBuffer{}, exited: make(chan struct{})}
+	p := &serverProcess{output: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve") //nolint:noctx // the test stops it by PID, never by context
-	p.cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "HTTP_ADDR="+addr, "LOG_LEVEL=warn")
+	p.cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn")
 	p.cmd.Env = append(p.cmd.Env, extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	require.NoError(t, p.cmd.Start())
@@ -60,7 +59,7 @@ func startServer(t *testing.T, databaseURL string, extraEnv ...string) *serverPr
 			t.Logf("server %d output:\n%s", p.cmd.Process.Pid, p.output.String())
 		}
 	})
-	waitReady(t, p.base, func() bool {
+	p.base = waitServing(t, p.output, func() bool {
 		select {
 		case <-p.exited:
 			return false

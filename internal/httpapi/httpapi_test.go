@@ -337,10 +337,10 @@ func TestRequestTimeoutIs503(t *testing.T) {
 	srv := httptest.NewServer(httpapi.NewServer(pgtest.Logger(t), task.NewService(bundle.pool, client, kinds, nil), &httpapi.ServerOpts{RequestTimeout: 200 * time.Millisecond}))
 	t.Cleanup(srv.Close)
 
-	start := time.Now()
+	// The lock is held until the test ends: the 503 itself shows that the
+	// request timeout cut the wait.
 	b := &testBundle{pool: bundle.pool, srv: srv}
 	r := b.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop"}`)
 	requireProblem(t, r, http.StatusServiceUnavailable, "retry shortly")
 	require.Equal(t, "1", r.header.Get("Retry-After"))
-	require.Less(t, time.Since(start), 5*time.Second)
 }
