@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff/handoff/internal/completer"
@@ -29,7 +30,7 @@ type testBundle struct {
 // setup runs a River client with Handoff's kinds and the middleware on a
 // fresh database that audits every completion of a job and every write of a
 // completed task's result.
-func setup(t *testing.T, idleBelow float64, opts ...func(*task.ServiceOpts)) *testBundle {
+func setup(t *testing.T, idleBelow float64) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	pool := pgtest.NewDB(t)
@@ -63,11 +64,7 @@ func setup(t *testing.T, idleBelow float64, opts ...func(*task.ServiceOpts)) *te
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { stop(t, client) })
-	svcOpts := &task.ServiceOpts{}
-	for _, opt := range opts {
-		opt(svcOpts)
-	}
-	return &testBundle{pool: pool, client: client, middleware: m, svc: task.NewService(pool, client, kinds, svcOpts)}
+	return &testBundle{pool: pool, client: client, middleware: m, svc: task.NewService(pool, client, kinds, nil)}
 }
 
 // stop stops the client, which first writes every completion River's
@@ -95,8 +92,9 @@ func waitFinished(t *testing.T, pool *pgxpool.Pool, n int) {
 // that sees the task completed may look a moment too early.
 func requireInline(t *testing.T, m *completer.Middleware, n int64) {
 	t.Helper()
-	require.Eventually(t, func() bool { return m.Inline() == n }, 5*time.Second, time.Millisecond,
-		"jobs completed by the middleware, not River's completer: %d, want %d", m.Inline(), n)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, n, m.Inline(), "jobs completed by the middleware, not River's completer")
+	}, 5*time.Second, time.Millisecond)
 }
 
 // requireWrittenOnce checks that every one of n jobs was completed once per
@@ -142,9 +140,7 @@ func TestMiddleware(t *testing.T) {
 	t.Run("RetryAtOnceIsNotCompletedByTheLastAttempt", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
-		// Retry's settle time is River's completer's 250 ms and a margin;
-		// a loaded test machine gets a wider one.
-		bundle := setup(t, completer.DefaultIdleBelow, func(o *task.ServiceOpts) { o.CompletionSettle = 5 * time.Second })
+		bundle := setup(t, completer.DefaultIdleBelow)
 
 		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 0.3}`)})
 		require.NoError(t, err)
@@ -175,6 +171,7 @@ func TestMiddleware(t *testing.T) {
 		require.NoError(t, json.Unmarshal(got.Result, &result))
 		require.Equal(t, 2, result.Attempt, "attempt 2's result")
 		require.GreaterOrEqual(t, result.SleptMS, int64(300))
+		require.Less(t, result.SleptMS, int64(10_000), "milliseconds, not a finer unit")
 	})
 
 	t.Run("BusyLeavesJobsToRiver", func(t *testing.T) {

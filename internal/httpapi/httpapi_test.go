@@ -338,7 +338,9 @@ func TestRequestTimeoutIs503(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	// The lock is held until the test ends: the 503 itself shows that the
-	// request timeout cut the wait.
+	// request timeout cut the wait. Were it not cut, the client's own
+	// timeout fails this test instead of hanging the package.
+	srv.Client().Timeout = 30 * time.Second
 	b := &testBundle{pool: bundle.pool, srv: srv}
 	r := b.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop"}`)
 	requireProblem(t, r, http.StatusServiceUnavailable, "retry shortly")

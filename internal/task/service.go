@@ -54,7 +54,6 @@ type Service struct {
 	queries *store.Queries
 	nowFunc func() time.Time
 	logger  *slog.Logger
-	settle  time.Duration
 }
 
 // ServiceOpts are optional settings for NewService; nil means defaults.
@@ -71,10 +70,6 @@ type ServiceOpts struct {
 	// Logger receives what the service notices but its callers need not
 	// act on. Defaults to discarding.
 	Logger *slog.Logger
-
-	// CompletionSettle is how long Retry lets a task completed a moment
-	// ago settle before it runs again (see Retry). Defaults to one second.
-	CompletionSettle time.Duration
 }
 
 // NewService returns a Service that writes through pool and inserts jobs
@@ -91,7 +86,6 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 		queries: store.New(),
 		nowFunc: opts.NowFunc,
 		logger:  cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
-		settle:  cmp.Or(opts.CompletionSettle, defaultCompletionSettle),
 	}
 	if len(opts.Queues) > 0 {
 		s.queues = make(map[string]bool, len(opts.Queues))
@@ -448,16 +442,16 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
 	}, nil)
 }
 
-// defaultCompletionSettle is how long after a job completed River may still
-// write its own completion of it: internal/completer completes a job at once,
-// but River's batch completer has the same completion queued and writes it
+// completionSettle is how long after a job completed River may still write
+// its own completion of it: internal/completer completes a job at once, but
+// River's batch completer has the same completion queued and writes it
 // within 250 ms. One second leaves margin.
-const defaultCompletionSettle = time.Second
+const completionSettle = time.Second
 
 // Retry queues a task again: a finished one runs anew, a scheduled or
 // retryable one runs now. A running task is returned unchanged.
 //
-// A task completed less than the settle time (ServiceOpts.CompletionSettle) ago is retried only once that
+// A task completed less than completionSettle ago is retried only once that
 // time has passed. River's queued completion matches the job by id while it
 // runs: landing on a retried job already running its next attempt, it would
 // mark that attempt completed with the last one's result. Landing on the
@@ -465,13 +459,13 @@ const defaultCompletionSettle = time.Second
 //
 // Errors: ErrNotFound, ErrJobDeleted.
 func (s *Service) Retry(ctx context.Context, id int64) (*Task, error) {
-	waitMS, err := s.queries.JobCompletionSettleWait(ctx, s.pool, store.JobCompletionSettleWaitParams{SettleSeconds: s.settle.Seconds(), ID: id})
+	waitMS, err := s.queries.JobCompletionSettleWait(ctx, s.pool, store.JobCompletionSettleWaitParams{SettleSeconds: completionSettle.Seconds(), ID: id})
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("read job completion: %w", err)
 	}
 	// Bounded, in case the clock of the process that completed the job is
 	// ahead of Postgres's.
-	if wait := min(time.Duration(waitMS)*time.Millisecond, 2*s.settle); wait > 0 {
+	if wait := min(time.Duration(waitMS)*time.Millisecond, 2*completionSettle); wait > 0 {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
