@@ -91,13 +91,8 @@ func waitFinished(t *testing.T, pool *pgxpool.Pool, n int) {
 // that sees the task completed may look a moment too early.
 func requireInline(t *testing.T, m *completer.Middleware, n int64) {
 	t.Helper()
-	var last int64
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if last = m.Inline(); last == n {
-			return
-		}
-	}
-	t.Fatalf("jobs completed by the middleware, not River's completer: %d, want %d", last, n)
+	require.Eventually(t, func() bool { return m.Inline() == n }, 5*time.Second, time.Millisecond,
+		"want %d jobs completed by the middleware, not River's completer", n)
 }
 
 // requireWrittenOnce checks that every one of n jobs was completed once per
