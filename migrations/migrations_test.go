@@ -70,6 +70,17 @@ func TestMigrations(t *testing.T) {
 			WHERE n.nspname = 'public' AND t.typtype = 'e'`))
 
 		requireUp(ctx, t, bundle)
+
+		// 00011's down restores 00009's functions, unpinned, and drops
+		// the guard.
+		_, err = bundle.provider.DownTo(ctx, 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{"handoff_task_insert"}, queryStrings(ctx, t, bundle.pool, `
+			SELECT proname FROM pg_proc
+			WHERE proname LIKE 'handoff\_%' AND EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%')`))
+		require.ElementsMatch(t, []string{"river_job_task_sync", "river_job_task_deleted", "river_job_task_insert"}, queryStrings(ctx, t, bundle.pool,
+			"SELECT tgname FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND NOT tgisinternal"))
+		requireUp(ctx, t, bundle)
 	})
 
 	t.Run("RiverMigrateAgrees", func(t *testing.T) {
@@ -178,8 +189,19 @@ func requireUp(ctx context.Context, t *testing.T, bundle *testBundle) {
 	requireValid(ctx, t, bundle.pool)
 	require.Equal(t, []string{"tasks"}, queryStrings(ctx, t, bundle.pool,
 		"SELECT relname FROM pg_class WHERE oid = to_regclass('tasks')"))
-	require.ElementsMatch(t, []string{"river_job_task_sync", "river_job_task_deleted", "river_job_task_insert"}, queryStrings(ctx, t, bundle.pool,
+	require.ElementsMatch(t, []string{
+		"river_job_task_sync", "river_job_task_deleted", "river_job_task_insert",
+		"river_job_attempt_guard", "river_job_attempt_start",
+	}, queryStrings(ctx, t, bundle.pool,
 		"SELECT tgname FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND NOT tgisinternal"))
+	// Every trigger function finds tasks where the migration made it,
+	// whatever the caller's search_path (00010, 00011).
+	require.ElementsMatch(t, []string{
+		"handoff_task_sync", "handoff_task_job_deleted", "handoff_task_insert",
+		"handoff_job_attempt_mismatch", "handoff_job_attempt_start",
+	}, queryStrings(ctx, t, bundle.pool, `
+		SELECT proname FROM pg_proc
+		WHERE proname LIKE 'handoff\_%' AND EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%')`))
 }
 
 // requireValid checks that River's migrator, and so River UI and River's

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/dburl"
 	"github.com/handoff/handoff/migrations"
 )
 
@@ -47,7 +47,7 @@ func (d *databases) create(ctx context.Context, purpose string) (string, error) 
 	d.mu.Lock()
 	d.names = append(d.names, name)
 	d.mu.Unlock()
-	return pgtest.DatabaseURL(d.baseURL, name)
+	return dburl.WithDatabase(d.baseURL, name)
 }
 
 // dropAll drops every database create made. It runs at exit on a context of

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/handoff/handoff/internal/completer"
+	"github.com/handoff/handoff/internal/riverseam"
 )
 
 // The design phases are experiments outside the default run (-only=design),
@@ -54,7 +54,7 @@ func (b *bench) designTriggers(ctx context.Context) error {
 	return nil
 }
 
-// designCompletion runs the server binary with internal/completer off
+// designCompletion runs the server binary with internal/riverseam's inline completion off
 // (River's batch completer alone) and on, at the steady load of figures 4
 // and 5 and draining the work backlog, against River alone draining the
 // same backlog.
@@ -66,7 +66,7 @@ func (b *bench) designCompletion(ctx context.Context) error {
 	}
 	for _, mode := range []struct{ name, below string }{
 		{"batched", "0"},
-		{fmt.Sprintf("at once below %d/s", completer.DefaultIdleBelow), strconv.Itoa(completer.DefaultIdleBelow)},
+		{fmt.Sprintf("at once below %d/s", riverseam.DefaultIdleBelow), strconv.Itoa(riverseam.DefaultIdleBelow)},
 	} {
 		env := map[string]string{"INLINE_COMPLETE_BELOW": mode.below}
 		pickup, e2e, err := b.serverLatency(ctx, env)

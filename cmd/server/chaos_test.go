@@ -253,6 +253,25 @@ func (c *cluster) set(servers ...*serverProcess) {
 	c.live = servers
 }
 
+// chaosSeedEnv names the variable that replays a run's random moments.
+const chaosSeedEnv = "HANDOFF_CHAOS_SEED"
+
+// chaosRand is the source of a scenario's random moments: seeded from
+// HANDOFF_CHAOS_SEED when set, else from the clock, and the seed printed
+// either way, so that a failing run can be replayed with the same moments
+// (as far as the machine's timing repeats).
+func chaosRand(t *testing.T) *rand.Rand {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(chaosSeedEnv); v != "" {
+		var err error
+		seed, err = strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "%s must be an unsigned integer", chaosSeedEnv)
+	}
+	t.Logf("chaos: seed %d (replay: %s=%d make chaos)", seed, chaosSeedEnv, seed)
+	return rand.New(rand.NewPCG(seed, seed)) //nolint:gosec // replayable moments need a seeded, not a cryptographic, source
+}
+
 var chaosEnv = []string{"RESCUE_AFTER=2s", "WORKERS=20", "SHUTDOWN_TIMEOUT=5s", "LOG_LEVEL=info"}
 
 // TestChaosKillRepeatedly: SIGKILL of the server at random moments of
@@ -267,9 +286,10 @@ func TestChaosKillRepeatedly(t *testing.T) { //nolint:paralleltest // scenarios 
 	c.set(srv)
 	stop := l.load(t.Context(), 8, c.pick)
 
+	random := chaosRand(t)
 	var lastKill time.Time
 	for range 5 {
-		time.Sleep(time.Duration(300+rand.IntN(1500)) * time.Millisecond) //nolint:gosec // a random moment needs no cryptographic randomness
+		time.Sleep(time.Duration(300+random.IntN(1500)) * time.Millisecond)
 		require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
 		<-srv.exited
 		lastKill = time.Now()

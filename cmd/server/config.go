@@ -12,7 +12,7 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/handoff/handoff/internal/completer"
+	"github.com/handoff/handoff/internal/riverseam"
 )
 
 // config is everything the environment sets. Only this file reads it.
@@ -64,7 +64,7 @@ type config struct {
 	// InlineCompleteBelow is INLINE_COMPLETE_BELOW, in tasks a second: while
 	// fewer finish per second, each is completed the moment its worker
 	// returns rather than in River's next batch, up to 250 ms later (see
-	// internal/completer). 0 turns this off. Default 500.
+	// internal/riverseam). 0 turns this off. Default 500.
 	InlineCompleteBelow int
 
 	// DBMaxConns is DB_MAX_CONNS, the connection pool's size. Default 10:
@@ -114,7 +114,7 @@ func parseConfig(getenv func(string) string) (*config, error) {
 		FetchCooldown:       p.duration("FETCH_COOLDOWN", 10*time.Millisecond),
 		FetchPollInterval:   p.duration("FETCH_POLL_INTERVAL", 100*time.Millisecond),
 		DBMaxConns:          p.integer("DB_MAX_CONNS", 10, 4, 10_000),
-		InlineCompleteBelow: p.integer("INLINE_COMPLETE_BELOW", completer.DefaultIdleBelow, 0, 1_000_000),
+		InlineCompleteBelow: p.integer("INLINE_COMPLETE_BELOW", riverseam.DefaultIdleBelow, 0, 1_000_000),
 		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 10*time.Second),
 		CompletedRetention:  p.duration("COMPLETED_RETENTION", 24*time.Hour),
 		LogLevel:            p.level("LOG_LEVEL"),

@@ -18,8 +18,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/handoff/handoff/internal/completer"
 	"github.com/handoff/handoff/internal/httpapi"
+	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
 )
@@ -64,7 +64,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		// tasks set their own Timeout.
 		JobTimeout:           min(time.Minute, cfg.RescueAfter),
 		Logger:               logger,
-		Middleware:           []rivertype.Middleware{completer.New(pool, logger, float64(cfg.InlineCompleteBelow))},
+		Middleware:           []rivertype.Middleware{riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))},
 		Queues:               queues,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		SoftStopTimeout:      cfg.ShutdownTimeout,

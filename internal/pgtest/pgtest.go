@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -31,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/handoff/handoff/internal/dburl"
 	"github.com/handoff/handoff/migrations"
 )
 
@@ -400,20 +400,7 @@ func uniqueName(testName string) string {
 // DatabaseURL points base, a URL or keyword/value connection string, at the
 // database name.
 func DatabaseURL(base, name string) (string, error) {
-	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
-		// In keyword/value form a later keyword overrides an earlier one.
-		return base + " dbname=" + name, nil
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("parse DATABASE_URL: %w", err)
-	}
-	u.Path = "/" + name
-	u.RawPath = ""
-	query := u.Query()
-	query.Del("dbname") // It would override the path.
-	u.RawQuery = query.Encode()
-	return u.String(), nil
+	return dburl.WithDatabase(base, name)
 }
 
 func quote(name string) string {

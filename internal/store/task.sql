@@ -37,10 +37,3 @@ UPDATE tasks SET progress = @progress WHERE id = @id;
 
 -- name: TaskCancelRequestedSet :exec
 UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = @id;
-
--- name: JobCompletionSettleWait :one
--- How long, in milliseconds, until a job completed a moment ago may safely
--- run again (0 if it may now, or is not completed). See Service.Retry.
-SELECT greatest(0, ceil(extract(epoch FROM finalized_at + make_interval(secs => @settle_seconds::float8) - now()) * 1000))::bigint AS wait_ms
-FROM river_job
-WHERE id = @id AND state = 'completed';

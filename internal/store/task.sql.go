@@ -10,26 +10,6 @@ import (
 	"encoding/json"
 )
 
-const jobCompletionSettleWait = `-- name: JobCompletionSettleWait :one
-SELECT greatest(0, ceil(extract(epoch FROM finalized_at + make_interval(secs => $1::float8) - now()) * 1000))::bigint AS wait_ms
-FROM river_job
-WHERE id = $2 AND state = 'completed'
-`
-
-type JobCompletionSettleWaitParams struct {
-	SettleSeconds float64
-	ID            int64
-}
-
-// How long, in milliseconds, until a job completed a moment ago may safely
-// run again (0 if it may now, or is not completed). See Service.Retry.
-func (q *Queries) JobCompletionSettleWait(ctx context.Context, db DBTX, arg JobCompletionSettleWaitParams) (int64, error) {
-	row := db.QueryRow(ctx, jobCompletionSettleWait, arg.SettleSeconds, arg.ID)
-	var wait_ms int64
-	err := row.Scan(&wait_ms)
-	return wait_ms, err
-}
-
 const taskCancelRequestedSet = `-- name: TaskCancelRequestedSet :exec
 UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1
 `

@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/store"
 	"github.com/handoff/handoff/jobs"
 )
@@ -207,8 +208,8 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 		// The insert trigger (migration 00010) copies these to the
 		// tasks row, where the unique index enforces the key.
 		p.opts.Metadata, err = json.Marshal(map[string]string{
-			"handoff_idempotency_key": *key,
-			"handoff_request_hash":    hex.EncodeToString(hash),
+			riverseam.MetadataKeyIdempotencyKey: *key,
+			riverseam.MetadataKeyRequestHash:    hex.EncodeToString(hash),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode idempotency metadata: %w", err)
@@ -286,7 +287,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 		t, err := fromRow(found)
 		return t, true, err
 	}
-	return fromJob(job), true, nil
+	row, err := riverseam.TaskRow(job)
+	if err != nil {
+		return nil, false, err
+	}
+	t, err := fromRow(row)
+	return t, true, err
 }
 
 // idempotencyIndex is the unique index that refuses a second task with the
@@ -303,7 +309,7 @@ const uniqueViolation = "23505"
 // found is the task that holds the key, if the INSERT committed after all.
 func (s *Service) insert(ctx context.Context, p *prepared) (job *rivertype.JobRow, found *store.Task, err error) {
 	var res *rivertype.JobInsertResult
-	late, err := runOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+	late, err := riverseam.RunOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		res, err = s.jobs.InsertTx(ctx, tx, p.args, p.opts)
 		return err
@@ -442,36 +448,17 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
 	}, nil)
 }
 
-// completionSettle is how long after a job completed River may still write
-// its own completion of it: internal/completer completes a job at once, but
-// River's batch completer has the same completion queued and writes it
-// within 250 ms. One second leaves margin.
-const completionSettle = time.Second
-
 // Retry queues a task again: a finished one runs anew, a scheduled or
 // retryable one runs now. A running task is returned unchanged.
 //
-// A task completed less than completionSettle ago is retried only once that
-// time has passed. River's queued completion matches the job by id while it
-// runs: landing on a retried job already running its next attempt, it would
-// mark that attempt completed with the last one's result. Landing on the
-// completed job, it does nothing.
+// A task may be retried the moment it shows finished. A completion of the
+// last attempt that River still holds (its batch completer writes up to
+// 250 ms later, or seconds later when it retries a failed batch) carries
+// that attempt's number, and the database skips it once the job runs
+// another attempt (internal/riverseam, migration 00011).
 //
 // Errors: ErrNotFound, ErrJobDeleted.
 func (s *Service) Retry(ctx context.Context, id int64) (*Task, error) {
-	waitMS, err := s.queries.JobCompletionSettleWait(ctx, s.pool, store.JobCompletionSettleWaitParams{SettleSeconds: completionSettle.Seconds(), ID: id})
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("read job completion: %w", err)
-	}
-	// Bounded, in case the clock of the process that completed the job is
-	// ahead of Postgres's.
-	if wait := min(time.Duration(waitMS)*time.Millisecond, 2*completionSettle); wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 	return s.control(ctx, id, s.jobs.JobRetryTx, ErrJobDeleted)
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/riverqueue/river/rivertype"
-
 	"github.com/handoff/handoff/internal/store"
 )
 
@@ -73,26 +71,6 @@ func fromRow(row *store.Task) (*Task, error) {
 		}
 	}
 	return t, nil
-}
-
-// fromJob is the task of a job just inserted: its tasks row, which the insert
-// trigger copied from the job, would say the same.
-func fromJob(job *rivertype.JobRow) *Task {
-	return &Task{
-		ID:          job.ID,
-		Kind:        job.Kind,
-		State:       string(job.State),
-		Args:        nullIfEmpty(job.EncodedArgs),
-		Queue:       job.Queue,
-		Priority:    job.Priority,
-		Attempt:     job.Attempt,
-		MaxAttempts: job.MaxAttempts,
-		Errors:      []AttemptError{},
-		Result:      json.RawMessage("null"),
-		Progress:    json.RawMessage("null"),
-		CreatedAt:   job.CreatedAt,
-		ScheduledAt: job.ScheduledAt,
-	}
 }
 
 func nullIfEmpty(raw json.RawMessage) json.RawMessage {

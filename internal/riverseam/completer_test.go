@@ -1,4 +1,4 @@
-package completer_test
+package riverseam_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff/handoff/internal/completer"
 	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
 )
@@ -22,7 +22,7 @@ import (
 type testBundle struct {
 	pool       *pgxpool.Pool
 	client     *river.Client[pgx.Tx]
-	middleware *completer.Middleware
+	middleware *riverseam.Middleware
 	svc        *task.Service
 }
 
@@ -48,7 +48,7 @@ func setup(t *testing.T, idleBelow float64) *testBundle {
 			EXECUTE FUNCTION audit_result();`)
 	require.NoError(t, err)
 
-	m := completer.New(pool, pgtest.Logger(t), idleBelow)
+	m := riverseam.NewMiddleware(pool, pgtest.Logger(t), idleBelow)
 	kinds := jobs.Kinds(jobs.Deps{})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
@@ -89,7 +89,7 @@ func waitFinished(t *testing.T, pool *pgxpool.Pool, n int) {
 // requireInline waits until the middleware counts n jobs completed by
 // itself. It counts a job just after its transaction commits, so a test
 // that sees the task completed may look a moment too early.
-func requireInline(t *testing.T, m *completer.Middleware, n int64) {
+func requireInline(t *testing.T, m *riverseam.Middleware, n int64) {
 	t.Helper()
 	require.Eventually(t, func() bool { return m.Inline() == n }, 5*time.Second, time.Millisecond,
 		"want %d jobs completed by the middleware, not River's completer", n)
@@ -117,7 +117,7 @@ func TestMiddleware(t *testing.T) {
 
 	t.Run("QuietCompletesAtOnceResultOnce", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, completer.DefaultIdleBelow)
+		bundle := setup(t, riverseam.DefaultIdleBelow)
 
 		res, err := bundle.client.Insert(t.Context(), jobs.NoopArgs{}, nil)
 		require.NoError(t, err)
@@ -138,7 +138,7 @@ func TestMiddleware(t *testing.T) {
 	t.Run("RetryAtOnceIsNotCompletedByTheLastAttempt", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
-		bundle := setup(t, completer.DefaultIdleBelow)
+		bundle := setup(t, riverseam.DefaultIdleBelow)
 
 		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 0.3}`)})
 		require.NoError(t, err)
@@ -192,7 +192,7 @@ func TestMiddleware(t *testing.T) {
 
 	t.Run("FailedJobIsLeftToRiver", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, completer.DefaultIdleBelow)
+		bundle := setup(t, riverseam.DefaultIdleBelow)
 
 		_, err := bundle.client.Insert(t.Context(), jobs.SleepArgs{Seconds: new(0.0), FailTimes: 1}, &river.InsertOpts{MaxAttempts: 1})
 		require.NoError(t, err)

@@ -1,14 +1,32 @@
-package task
+package riverseam
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrSecondStatement is returned, without sending it, for a statement that
+// would follow the one statement of RunOwnStatement's pgx.Tx: each would
+// commit on its own, so two of them would not be atomic. River's InsertTx
+// sends one INSERT, then (outside any atomicity) its insert notification;
+// were River to send more, this error says so instead of splitting a write.
+var ErrSecondStatement = errors.New("a second statement in a one-statement transaction")
+
+// Statements River sends around its INSERT that write nothing needing to be
+// atomic with it (riverdriver/riverpgxv5/internal/dbsqlc/pg_misc.sql):
+// the probe of Postgres's version, once per driver, before or after the
+// INSERT, which reads only; and the insert NOTIFY, a wake-up for workers,
+// after it.
+const (
+	versionProbe = "-- name: PGGetProductAndVersion "
+	insertNotify = "-- name: PGNotifyMany "
 )
 
 // ownStatement lets River's InsertTx run its INSERT as a statement of its
@@ -22,8 +40,9 @@ import (
 // go straight to a pooled connection and whose Commit and Rollback have
 // nothing to do.
 //
-// Once a statement that returned rows (the INSERT ... RETURNING) has
-// succeeded, it has committed, and nothing after it can undo it. River's only
+// Only one statement may go through it (ErrSecondStatement); on any path
+// (Exec, Query, QueryRow, SendBatch, CopyFrom) it has committed once its
+// answer was read without error, and nothing after it can undo it. River's only
 // later statement is its insert NOTIFY, a wake-up for the workers; were its
 // failure returned, River would report the insert failed and the client
 // would hear 503 for a task that exists (TestChaosPostgresRestart caught
@@ -31,8 +50,25 @@ import (
 // lateErr, for the caller to log, and reported to River as done.
 type ownStatement struct {
 	conn      *pgxpool.Conn
+	sent      bool // the one statement went to Postgres
 	committed bool
 	lateErr   error
+}
+
+// admit lets the first statement through, River's version probe at any
+// time, and River's insert NOTIFY once the first statement committed.
+// The probe, which reads only, passes untracked (probe true).
+func (s *ownStatement) admit(sql string) (probe bool, err error) {
+	switch {
+	case strings.HasPrefix(sql, versionProbe):
+		return true, nil
+	case !s.sent:
+		s.sent = true
+		return false, nil
+	case s.committed && strings.HasPrefix(sql, insertNotify):
+		return false, nil
+	}
+	return false, fmt.Errorf("%w (refused, not sent): %.80q", ErrSecondStatement, sql)
 }
 
 // Bounds on the wait for one statement.
@@ -44,7 +80,7 @@ const (
 	cancelGrace = 5 * time.Second
 )
 
-// runOwnStatement runs fn with a pgx.Tx whose statements commit one by one,
+// RunOwnStatement runs fn with a pgx.Tx whose statements commit one by one,
 // on a connection of pool.
 //
 // When ctx ends, or statementTimeout passes, while a statement runs, the
@@ -59,7 +95,7 @@ const (
 //
 // late is the error of statements that failed after one had committed (see
 // ownStatement): not fn's failure, but worth a log line.
-func runOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx context.Context, tx pgx.Tx) error) (late, err error) {
+func RunOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx context.Context, tx pgx.Tx) error) (late, err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
@@ -101,18 +137,35 @@ func runOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx contex
 
 var _ pgx.Tx = (*ownStatement)(nil)
 
-func (s *ownStatement) Begin(ctx context.Context) (pgx.Tx, error) { return s.conn.Begin(ctx) }
+// Begin refuses: a transaction inside this one would give it a second
+// statement.
+func (s *ownStatement) Begin(context.Context) (pgx.Tx, error) {
+	return nil, fmt.Errorf("%w: Begin", ErrSecondStatement)
+}
 
 func (s *ownStatement) Commit(context.Context) error { return nil }
 
 func (s *ownStatement) Rollback(context.Context) error { return nil }
 
 func (s *ownStatement) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error) {
-	return s.conn.CopyFrom(ctx, table, columns, rows)
+	if _, err := s.admit("COPY " + table.Sanitize()); err != nil {
+		return 0, err
+	}
+	n, err := s.conn.CopyFrom(ctx, table, columns, rows)
+	if err == nil {
+		s.committed = true
+	}
+	return n, err
 }
 
+// SendBatch sends the batch as the one statement: pgx sends its queries with
+// one Sync, so Postgres runs them in one implicit transaction, committed
+// when the results close without error.
 func (s *ownStatement) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return s.conn.SendBatch(ctx, b)
+	if _, err := s.admit("batch"); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return &committingBatch{BatchResults: s.conn.SendBatch(ctx, b), s: s}
 }
 
 // LargeObjects cannot be served outside a transaction, and River does not
@@ -124,24 +177,46 @@ func (s *ownStatement) Prepare(ctx context.Context, name, sql string) (*pgconn.S
 }
 
 func (s *ownStatement) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	after := s.committed
+	probe, err := s.admit(sql)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	tag, err := s.conn.Exec(ctx, sql, args...)
-	if err != nil && s.committed {
+	if probe {
+		return tag, err
+	}
+	switch {
+	case err != nil && after:
 		s.lateErr = errors.Join(s.lateErr, err)
 		return tag, nil
+	case err == nil:
+		s.committed = true
 	}
 	return tag, err
 }
 
 func (s *ownStatement) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := s.conn.Query(ctx, sql, args...)
+	probe, err := s.admit(sql)
 	if err != nil {
 		return nil, err
+	}
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil || probe {
+		return rows, err
 	}
 	return &committingRows{Rows: rows, s: s}, nil
 }
 
 func (s *ownStatement) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return s.conn.QueryRow(ctx, sql, args...)
+	probe, err := s.admit(sql)
+	if err != nil {
+		return errRow{err: err}
+	}
+	if probe {
+		return s.conn.QueryRow(ctx, sql, args...)
+	}
+	return &committingRow{row: s.conn.QueryRow(ctx, sql, args...), s: s}
 }
 
 func (s *ownStatement) Conn() *pgx.Conn { return s.conn.Conn() }
@@ -158,4 +233,38 @@ func (r *committingRows) Close() {
 	if r.Err() == nil {
 		r.s.committed = true
 	}
+}
+
+// committingRow notes that its statement committed when Scan read its
+// answer: a row, or none (pgx.ErrNoRows), both after ReadyForQuery.
+type committingRow struct {
+	row pgx.Row
+	s   *ownStatement
+}
+
+func (r *committingRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if err == nil || errors.Is(err, pgx.ErrNoRows) {
+		r.s.committed = true
+	}
+	return err
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// committingBatch notes that the batch committed when it closes without
+// error.
+type committingBatch struct {
+	pgx.BatchResults
+	s *ownStatement
+}
+
+func (b *committingBatch) Close() error {
+	err := b.BatchResults.Close()
+	if err == nil {
+		b.s.committed = true
+	}
+	return err
 }
