@@ -32,5 +32,5 @@ func ExampleKind_Parse() {
 	// Output:
 	// accepted: sleep for 2.5s, failing 1 time(s) first
 	// rejected: seconds: must be between 0 and 3600
-	// rejected: unknown field "retries"
+	// rejected: retries: unknown field
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/store"
 )
 
@@ -107,13 +107,28 @@ func NewKind[T Args](worker river.Worker[T]) Kind {
 		uniqueErr: checkNotUnique(zero),
 		parseFunc: func(raw json.RawMessage) (river.JobArgs, error) {
 			var args T
-			if err := decodeStrict(raw, &args); err != nil {
-				return nil, err
+			decodeErr := decodeStrict(raw, &args)
+			var problems ArgsError
+			if decodeErr != nil && !errors.As(decodeErr, &problems) {
+				return nil, decodeErr
 			}
-			if err := args.Validate(); err != nil {
-				return nil, err
+			// Validate what did decode too, so that every problem is
+			// reported at once; a field's decode error comes first.
+			var invalid ArgsError
+			if err := args.Validate(); err != nil && !errors.As(err, &invalid) {
+				invalid = ArgsError{"": err.Error()}
 			}
-			return args, nil
+			if len(problems) == 0 && len(invalid) == 0 {
+				return args, nil
+			}
+			merged := ArgsError{}
+			maps.Copy(merged, invalid)
+			maps.Copy(merged, problems)
+			if _, whole := problems[""]; whole {
+				// Not an object at all: nothing else is worth saying.
+				merged = problems
+			}
+			return nil, merged
 		},
 		addWorkerFunc: func(workers *river.Workers) error {
 			return river.AddWorkerSafely(workers, worker)
@@ -217,52 +232,23 @@ func (e ArgsError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// decodeStrict is the args decoder: an args object must be exactly one JSON
-// object whose fields the kind knows.
+// decodeStrict is the args decoder, the API's one strict decoder
+// (internal/jsonstrict): an args object must be exactly one JSON object
+// whose fields the kind knows, named exactly. Missing args mean {}.
 func decodeStrict(raw json.RawMessage, dst any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		raw = json.RawMessage("{}")
 	}
-	if raw = bytes.TrimSpace(raw); raw[0] != '{' {
-		return ArgsError{"": "args must be a JSON object"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return ArgsError{"": describeDecodeError(err)}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return ArgsError{"": "args must be a single JSON object"}
-	}
-	return nil
-}
-
-// describeDecodeError turns encoding/json's errors into a message that names
-// the field, since that is what a client needs to fix its request.
-func describeDecodeError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
-	}
-	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return "unknown field " + field
-	}
-	return "invalid args: " + err.Error()
-}
-
-func jsonTypeName(goKind string) string {
+	err := jsonstrict.Decode(raw, dst)
+	var (
+		syntaxErr *jsonstrict.SyntaxError
+		fieldErrs jsonstrict.FieldsError
+	)
 	switch {
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
-		return "an integer"
-	case strings.HasPrefix(goKind, "float"):
-		return "a number"
-	case goKind == "string":
-		return "a string"
-	case goKind == "bool":
-		return "a boolean"
-	case goKind == "slice", goKind == "array":
-		return "an array"
-	default:
-		return "an object"
+	case errors.As(err, &syntaxErr):
+		return ArgsError{"": syntaxErr.Detail}
+	case errors.As(err, &fieldErrs):
+		return ArgsError(fieldErrs)
 	}
+	return err
 }

@@ -96,17 +96,21 @@ func TestKindParse(t *testing.T) {
 	}{
 		{name: "noop empty object", kind: "noop", args: `{}`},
 		{name: "noop missing args", kind: "noop", args: ``},
-		{name: "noop unknown field", kind: "noop", args: `{"x":1}`, wantErr: jobs.ArgsError{"": `unknown field "x"`}},
-		{name: "noop array", kind: "noop", args: `[]`, wantErr: jobs.ArgsError{"": "args must be a JSON object"}},
+		{name: "noop unknown field", kind: "noop", args: `{"x":1}`, wantErr: jobs.ArgsError{"x": "unknown field"}},
+		{name: "noop array", kind: "noop", args: `[]`, wantErr: jobs.ArgsError{"": "must be an object, not an array"}},
 		{name: "sleep ok", kind: "sleep", args: `{"seconds": 1.5, "fail_times": 2}`},
 		{name: "sleep zero", kind: "sleep", args: `{"seconds": 0}`},
 		{name: "sleep max", kind: "sleep", args: `{"seconds": 3600}`},
 		{name: "sleep missing seconds", kind: "sleep", args: `{}`, wantErr: jobs.ArgsError{"seconds": "is required"}},
 		{name: "sleep too long", kind: "sleep", args: `{"seconds": 3600.5}`, wantErr: jobs.ArgsError{"seconds": "must be between 0 and 3600"}},
 		{name: "sleep negative", kind: "sleep", args: `{"seconds": -1, "fail_times": -1}`, wantErr: jobs.ArgsError{"seconds": "must be between 0 and 3600", "fail_times": "must be between 0 and 100"}},
-		{name: "sleep wrong type", kind: "sleep", args: `{"seconds": "ten"}`, wantErr: jobs.ArgsError{"": `field "seconds" must be a number, not string`}},
-		{name: "sleep fractional fail_times", kind: "sleep", args: `{"seconds": 1, "fail_times": 1.5}`, wantErr: jobs.ArgsError{"": `field "fail_times" must be an integer, not number 1.5`}},
-		{name: "sleep trailing data", kind: "sleep", args: `{"seconds": 1} {}`, wantErr: jobs.ArgsError{"": "args must be a single JSON object"}},
+		{name: "sleep wrong type", kind: "sleep", args: `{"seconds": "ten"}`, wantErr: jobs.ArgsError{"seconds": "must be a number, not a string"}},
+		{name: "sleep fractional fail_times", kind: "sleep", args: `{"seconds": 1, "fail_times": 1.5}`, wantErr: jobs.ArgsError{"fail_times": "must be an integer, not 1.5"}},
+		{name: "sleep case variant", kind: "sleep", args: `{"SECONDS": 1}`, wantErr: jobs.ArgsError{"SECONDS": `unknown field (names are case-sensitive: did you mean "seconds"?)`, "seconds": "is required"}},
+		{name: "sleep duplicate", kind: "sleep", args: `{"seconds": 1, "seconds": 2}`, wantErr: jobs.ArgsError{"": `malformed JSON: field "seconds" is given twice at byte 15; give each field once`}},
+		{name: "sleep every problem at once", kind: "sleep", args: `{"seconds": "ten", "fail_times": 1.5, "x": 1}`, wantErr: jobs.ArgsError{"seconds": "must be a number, not a string", "fail_times": "must be an integer, not 1.5", "x": "unknown field"}},
+		{name: "sleep integral float", kind: "sleep", args: `{"seconds": 1, "fail_times": 2.0}`},
+		{name: "sleep trailing data", kind: "sleep", args: `{"seconds": 1} {}`, wantErr: jobs.ArgsError{"": "malformed JSON: data after the value at byte 16; send exactly one JSON value"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

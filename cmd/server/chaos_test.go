@@ -67,6 +67,7 @@ func (l *ledger) send(ctx context.Context, base, key, body string, resend bool) 
 	if err != nil {
 		return
 	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := http.DefaultClient.Do(req)
 	l.mu.Lock()
@@ -449,6 +450,7 @@ func TestChaosPostgresRestart(t *testing.T) { //nolint:paralleltest // scenarios
 		start := time.Now()
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.base+"/v1/tasks", strings.NewReader(`{"kind": "noop"}`))
 		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		_ = resp.Body.Close()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -176,4 +177,63 @@ func TestCrashLosesNothing(t *testing.T) {
 	case <-time.After(45 * time.Second):
 		t.Fatal("server did not stop after SIGTERM")
 	}
+}
+
+// TestSecondSignalExitsAtOnce: the first SIGINT starts a graceful stop that
+// waits for running tasks; a second one ends the process at once. The
+// server runs as a shell runs a background job, with SIGINT ignored at
+// exec, where a second SIGINT used to be ignored.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a server process; skipped with -short")
+	}
+	bin, err := buildServer()
+	require.NoError(t, err)
+	url := pgtest.NewDBURL(t)
+
+	p := &serverProcess{output: &syncBuffer{}, exited: make(chan struct{})}
+	// trap '' INT: SIGINT ignored, inherited through exec, as for `cmd &`.
+	p.cmd = exec.Command("sh", "-c", `trap '' INT; exec "$0" serve`, bin) //nolint:noctx // the test stops it by PID, never by context
+	p.cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "SHUTDOWN_TIMEOUT=2m")
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	require.NoError(t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("server output:\n%s", p.output.String())
+		}
+	})
+	alive := func() bool {
+		select {
+		case <-p.exited:
+			return false
+		default:
+			return true
+		}
+	}
+	p.base = waitServing(t, p.output, alive)
+
+	// A long task keeps the graceful stop waiting.
+	created, status, err := postTask(t.Context(), p.base, `{"kind": "sleep", "args": {"seconds": 600}}`)
+	require.NoError(t, err)
+	require.Equal(t, 202, status)
+	require.Eventually(t, func() bool { return getTask(t, p.base, created.ID).State == "running" }, 30*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	require.Eventually(t, func() bool { return strings.Contains(p.output.String(), "shutting down") }, 30*time.Second, 20*time.Millisecond, "the first SIGINT starts the graceful stop")
+	require.True(t, alive(), "the graceful stop waits for the running task")
+
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second SIGINT did not end the process")
+	}
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, p.err, &exitErr)
+	require.Equal(t, 1, exitErr.ExitCode())
+	require.Contains(t, p.output.String(), "second signal, exiting at once")
 }

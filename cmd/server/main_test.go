@@ -96,6 +96,7 @@ func postTask(ctx context.Context, base, body string) (*apiTask, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, 0, err

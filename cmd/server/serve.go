@@ -89,9 +89,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		// graceful stop) open: a body is at most 1 MiB.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// A request may take REQUEST_TIMEOUT to send its body (then 408)
+		// and REQUEST_TIMEOUT of work (then 503): the answer must still
+		// be writable after both.
+		WriteTimeout: 2*cfg.RequestTimeout + 10*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
 	// River runs on a context that the signal does not cancel: the stop

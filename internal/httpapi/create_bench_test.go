@@ -36,6 +36,7 @@ func BenchmarkCreateHandler(b *testing.B) {
 	for b.Loop() {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequestWithContext(b.Context(), http.MethodPost, "/v1/tasks", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		handler.ServeHTTP(rec, req)
 		if rec.Code != http.StatusAccepted {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"time"
+
+	"github.com/handoff/handoff/internal/jsonstrict"
 )
 
 // encode writes v as a JSON response with the given status.
@@ -20,66 +20,41 @@ func encode[T any](w http.ResponseWriter, status int, v T) error {
 	return nil
 }
 
-// decode reads the request body as one JSON object of type T. Malformed
-// JSON is a 400; well-formed JSON that does not fit T (unknown fields,
-// wrong types) is a 422; a body over the limit is a 413.
+// decode reads the request body, which readBody has already read within its
+// deadline and size limit, as one JSON value of type T with the API's one
+// strict decoder (internal/jsonstrict). Malformed JSON, duplicate fields
+// included, is a *requestError (400). Well-formed JSON that does not fit T
+// comes back as jsonstrict.FieldsError (422) with T filled as far as it
+// decoded, so that a handler can add its own checks and report every
+// problem at once.
 func decode[T any](r *http.Request) (T, error) {
 	var v T
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return v, decodeError(err)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return v, fmt.Errorf("read buffered body: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var maxBytesErr *http.MaxBytesError
-		if errors.As(err, &maxBytesErr) {
-			return v, err
-		}
-		return v, badRequest("request body must hold exactly one JSON object")
+	err = jsonstrict.Decode(body, &v)
+	var syntaxErr *jsonstrict.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return v, badRequest(syntaxErr.Detail)
 	}
-	return v, nil
+	return v, err
 }
 
-func decodeError(err error) error {
-	var (
-		syntaxErr   *json.SyntaxError
-		typeErr     *json.UnmarshalTypeError
-		maxBytesErr *http.MaxBytesError
-	)
-	switch {
-	case errors.As(err, &maxBytesErr):
-		return err
-	case errors.Is(err, io.EOF):
-		return badRequest("request body is empty; send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("malformed JSON: the body ends before the object does")
-	case errors.As(err, &syntaxErr):
-		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error()))
-	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
-			return badRequest("request body must be a JSON object")
-		}
+// decodeNothing checks the body of a request that takes none: empty, or an
+// object with no fields.
+func decodeNothing(r *http.Request) error {
+	if r.ContentLength == 0 || r.Body == http.NoBody {
+		return nil
+	}
+	_, err := decode[struct{}](r)
+	var fieldErrs jsonstrict.FieldsError
+	if errors.As(err, &fieldErrs) {
 		return &requestError{
 			status: http.StatusUnprocessableEntity,
-			detail: fmt.Sprintf("field %q has the wrong type: got %s", typeErr.Field, typeErr.Value),
-			fields: map[string]string{typeErr.Field: "wrong type: got " + typeErr.Value},
+			detail: "this endpoint takes no fields in its body: " + fieldErrs.Error(),
+			fields: fieldErrs,
 		}
 	}
-	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name := strings.Trim(field, `"`)
-		return &requestError{
-			status: http.StatusUnprocessableEntity,
-			detail: "unknown field " + field,
-			fields: map[string]string{name: "unknown field"},
-		}
-	}
-	var timeErr *time.ParseError
-	if errors.As(err, &timeErr) || strings.Contains(err.Error(), "Time.UnmarshalJSON") {
-		return &requestError{
-			status: http.StatusUnprocessableEntity,
-			detail: "run_at must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z",
-			fields: map[string]string{"run_at": "must be an RFC 3339 time"},
-		}
-	}
-	return badRequest("malformed JSON: " + err.Error())
+	return err
 }

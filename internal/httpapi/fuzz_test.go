@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -28,6 +29,13 @@ func FuzzDecodeCreate(f *testing.F) {
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, MaxBodyBytes)
 		_, err := decode[task.CreateRequest](r)
 		if err == nil {
+			return
+		}
+		var fieldErrs jsonstrict.FieldsError
+		if errors.As(err, &fieldErrs) {
+			if len(fieldErrs) == 0 {
+				t.Fatalf("decode returned empty field errors")
+			}
 			return
 		}
 		var reqErr *requestError

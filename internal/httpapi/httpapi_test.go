@@ -161,19 +161,19 @@ func TestTaskCreate(t *testing.T) {
 		}{
 			{"MalformedJSON", `{"kind": "noop"`, http.StatusBadRequest, "malformed JSON", nil},
 			{"SyntaxError", `{"kind": noop}`, http.StatusBadRequest, "malformed JSON at byte", nil},
-			{"EmptyBody", ``, http.StatusBadRequest, "request body is empty", nil},
-			{"NotAnObject", `[1, 2]`, http.StatusBadRequest, "must be a JSON object", nil},
-			{"TwoObjects", `{"kind": "noop"} {"kind": "noop"}`, http.StatusBadRequest, "exactly one JSON object", nil},
+			{"EmptyBody", ``, http.StatusBadRequest, "the body is empty", nil},
+			{"NotAnObject", `[1, 2]`, http.StatusBadRequest, "the body must be an object, not an array: send a JSON object", nil},
+			{"TwoObjects", `{"kind": "noop"} {"kind": "noop"}`, http.StatusBadRequest, "send exactly one JSON value", nil},
 			{"UnknownKind", `{"kind": "email"}`, http.StatusUnprocessableEntity, `unknown kind "email"`, nil},
 			{"MissingKind", `{"args": {}}`, http.StatusUnprocessableEntity, "kind: is required", nil},
 			{"BadArgs", `{"kind": "sleep", "args": {"seconds": 7200}}`, http.StatusUnprocessableEntity, "args.seconds: must be between 0 and 3600", map[string]string{"args.seconds": "must be between 0 and 3600"}},
-			{"ArgsWrongType", `{"kind": "sleep", "args": {"seconds": "long"}}`, http.StatusUnprocessableEntity, `field "seconds" must be a number`, nil},
-			{"UnknownField", `{"kind": "noop", "prio": 1}`, http.StatusUnprocessableEntity, `unknown field "prio"`, map[string]string{"prio": "unknown field"}},
-			{"WrongType", `{"kind": "noop", "priority": "high"}`, http.StatusUnprocessableEntity, `field "priority" has the wrong type`, nil},
+			{"ArgsWrongType", `{"kind": "sleep", "args": {"seconds": "long"}}`, http.StatusUnprocessableEntity, "args.seconds: must be a number, not a string", map[string]string{"args.seconds": "must be a number, not a string"}},
+			{"UnknownField", `{"kind": "noop", "prio": 1}`, http.StatusUnprocessableEntity, "prio: unknown field", map[string]string{"prio": "unknown field"}},
+			{"WrongType", `{"kind": "noop", "priority": "high"}`, http.StatusUnprocessableEntity, "priority: must be an integer, not a string", map[string]string{"priority": "must be an integer, not a string"}},
 			{"BadPriority", `{"kind": "noop", "priority": 9}`, http.StatusUnprocessableEntity, "priority: must be between 1 (highest) and 4", nil},
-			{"BadRunAt", `{"kind": "noop", "run_at": "tomorrow"}`, http.StatusUnprocessableEntity, "run_at must be an RFC 3339 time", nil},
+			{"BadRunAt", `{"kind": "noop", "run_at": "tomorrow"}`, http.StatusUnprocessableEntity, "run_at: must be an RFC 3339 time", nil},
 			{"UnknownQueue", `{"kind": "noop", "queue": "gpu"}`, http.StatusUnprocessableEntity, `unknown queue "gpu"`, nil},
-			{"RunAtNotAString", `{"kind": "noop", "run_at": 123}`, http.StatusUnprocessableEntity, "run_at must be an RFC 3339 time", nil},
+			{"RunAtNotAString", `{"kind": "noop", "run_at": 123}`, http.StatusUnprocessableEntity, "run_at: must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z, not a number", nil},
 			{"NULInKey", `{"kind": "noop", "idempotency_key": "a\u0000b"}`, http.StatusUnprocessableEntity, "idempotency_key: must be valid UTF-8", nil},
 			{"OversizedBody", `{"kind": "sleep", "args": {"seconds": 1, "pad": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}}`, http.StatusRequestEntityTooLarge, "larger than 1 MiB", nil},
 		}
@@ -246,7 +246,7 @@ func TestTaskReadAndControl(t *testing.T) {
 		t.Parallel()
 		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?after=not-a-cursor", ""), http.StatusBadRequest, "after is not a valid cursor")
 		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?after=dDA", ""), http.StatusBadRequest, "after is not a valid cursor")
-		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?state=done", ""), http.StatusBadRequest, `state "done" is not a task state`)
+		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?state=done", ""), http.StatusBadRequest, `query parameter state: "done" is not a task state`)
 		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?limit=0", ""), http.StatusBadRequest, "limit must be an integer from 1 to 100")
 		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?kind=%ff", ""), http.StatusBadRequest, "kind must be valid UTF-8")
 		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks?kind=a%00b", ""), http.StatusBadRequest, "kind must be valid UTF-8")
@@ -274,7 +274,7 @@ func TestTaskReadAndControl(t *testing.T) {
 		requireProblem(t, bundle.do(t, http.MethodGet, "/nothing", ""), http.StatusNotFound, "no such endpoint")
 		r := bundle.do(t, http.MethodDelete, fmt.Sprintf("/v1/tasks/%d", ids[0]), "")
 		requireProblem(t, r, http.StatusMethodNotAllowed, "use GET")
-		require.Equal(t, "GET", r.header.Get("Allow"))
+		require.Equal(t, "GET, HEAD", r.header.Get("Allow"))
 		requireProblem(t, bundle.do(t, http.MethodGet, "/v1/tasks/1/retry", ""), http.StatusMethodNotAllowed, "use POST")
 	})
 }

@@ -1,12 +1,21 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"path"
 	"runtime/debug"
+	"strings"
 	"time"
+
+	"github.com/handoff/handoff/internal/jsonstrict"
 )
 
 // recoverPanics turns a panicking handler into a logged 500.
@@ -58,12 +67,115 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// limitBody caps the request body; decode turns the overflow into a 413.
-func limitBody(maxBytes int64, next http.Handler) http.Handler {
+// readBody reads a request's whole body before the handler runs, so that a
+// slow client is told so (408) rather than blamed on the database, and so
+// that the request's timeout (withTimeout, applied after this) counts only
+// the server's own work. A body must be JSON (415 otherwise: a browser can
+// send text/plain or a form cross-site without asking first, but not JSON),
+// at most maxBytes (413), and arrive within timeout of the headers (408).
+func readBody(logger *slog.Logger, maxBytes int64, timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			r.Body = http.NoBody
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err := checkJSONContentType(r.Header.Values("Content-Type")); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		rc := http.NewResponseController(w)
+		// Not every ResponseWriter has a connection deadline (a test
+		// recorder has none); the server's ReadTimeout still applies then.
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+		_ = rc.SetReadDeadline(time.Time{})
+		var (
+			maxBytesErr *http.MaxBytesError
+			netErr      net.Error
+		)
+		switch {
+		case errors.As(err, &maxBytesErr):
+			writeProblem(w, r, logger, err)
+			return
+		case errors.As(err, &netErr) && netErr.Timeout():
+			w.Header().Set("Connection", "close")
+			writeProblem(w, r, logger, &requestError{
+				status: http.StatusRequestTimeout,
+				detail: fmt.Sprintf("the request body did not arrive within %s; send it at once", timeout),
+			})
+			return
+		case err != nil:
+			// The client broke off or sent broken framing; it is not
+			// listening for an answer, but it gets one if it is.
+			w.Header().Set("Connection", "close")
+			writeProblem(w, r, logger, badRequest("the request body could not be read: it ended early or was malformed"))
+			return
+		}
+		r.ContentLength = int64(len(body))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if len(body) == 0 {
+			r.Body = http.NoBody
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkJSONContentType accepts exactly one Content-Type of application/json,
+// with no parameter other than charset=utf-8.
+func checkJSONContentType(values []string) error {
+	unsupported := &requestError{
+		status: http.StatusUnsupportedMediaType,
+		detail: "a request body must be JSON: send Content-Type: application/json",
+	}
+	if len(values) != 1 {
+		return unsupported
+	}
+	mediaType, params, err := mime.ParseMediaType(values[0])
+	if err != nil || mediaType != "application/json" {
+		return unsupported
+	}
+	for name, value := range params {
+		if name != "charset" || !strings.EqualFold(value, "utf-8") {
+			return unsupported
+		}
+	}
+	return nil
+}
+
+// cleanPaths answers a path that is not in canonical form ("/v1//tasks",
+// "/v1/tasks/../tasks", "/v1/tasks/") with a problem+json 404, where
+// net/http's ServeMux would redirect it elsewhere with a 307 in HTML.
+func cleanPaths(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !strings.HasPrefix(p, "/") {
+			writeProblem(w, r, logger, badRequest("the request target must be a path beginning with /"))
+			return
+		}
+		if p != "/" && path.Clean(p) != p {
+			writeProblem(w, r, logger, &requestError{
+				status: http.StatusNotFound,
+				detail: fmt.Sprintf("no such endpoint: %s is not a canonical path (no empty, . or .. segments, no trailing /)", jsonstrict.Quote(p)),
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// crossOriginProtection refuses state-changing requests that a browser
+// marks as cross-site (Sec-Fetch-Site, or an Origin that is not the Host);
+// clients that are not browsers send neither header and pass.
+func crossOriginProtection(logger *slog.Logger, next http.Handler) http.Handler {
+	protection := http.NewCrossOriginProtection()
+	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, logger, &requestError{
+			status: http.StatusForbidden,
+			detail: "cross-origin requests that change state are refused: call the API from your server, or from a page served by Handoff",
+		})
+	}))
+	return protection.Handler(next)
 }
 
 // withTimeout bounds the request's context, which bounds every database

@@ -61,7 +61,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		p.Status, p.Detail, p.Errors = http.StatusUnprocessableEntity, "the request is invalid: "+validation.Error(), validation.Fields
 	case errors.Is(err, task.ErrNotFound):
 		p.Status, p.Detail = http.StatusNotFound, "no task has this id"
-	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted):
+	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
@@ -69,9 +69,11 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		p.Status, p.Detail = http.StatusServiceUnavailable, "the request was cancelled"
 	case isDataException(err):
 		// Postgres refused a value (class 22): input that slipped past
-		// validation is still the client's, never a 500.
+		// validation is still the client's, never a 500, and the answer
+		// names the actual cause. It is logged: validation should have
+		// caught it.
 		logger.WarnContext(r.Context(), "value refused by Postgres", slog.String("path", r.URL.Path), slog.Any("error", err))
-		p.Status, p.Detail = http.StatusBadRequest, "a value in the request cannot be stored: text must be valid UTF-8 without NUL characters"
+		p.Status, p.Detail = http.StatusUnprocessableEntity, "a value in the request cannot be stored: "+dataExceptionCause(err)
 	case isUnavailable(err):
 		logger.WarnContext(r.Context(), "database unavailable", slog.String("path", r.URL.Path), slog.Any("error", err))
 		w.Header().Set("Retry-After", "1")
@@ -93,6 +95,22 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 func isDataException(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
+}
+
+// dataExceptionCause says what Postgres refused, in the client's terms
+// where the code is one the API's input can cause, else in Postgres's.
+func dataExceptionCause(err error) string {
+	var pgErr *pgconn.PgError
+	errors.As(err, &pgErr)
+	switch pgErr.Code {
+	case "22021", "22P05":
+		// character_not_in_repertoire, untranslatable_character.
+		return "text must be valid UTF-8 without NUL characters (\\u0000)"
+	case "22003":
+		return "a number is out of range (" + pgErr.Message + ")"
+	default:
+		return pgErr.Message
+	}
 }
 
 // isUnavailable reports errors that mean the database could not be reached

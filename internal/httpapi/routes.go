@@ -16,8 +16,8 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service) {
 	mux.Handle("POST /v1/tasks/{id}/cancel", handleTaskCancel(logger, tasks))
 	mux.Handle("POST /v1/tasks/{id}/retry", handleTaskRetry(logger, tasks))
 	// Known paths asked with another method: 405 with Allow, not 404.
-	mux.Handle("/v1/tasks", handleMethodNotAllowed(logger, "GET, POST"))
-	mux.Handle("/v1/tasks/{id}", handleMethodNotAllowed(logger, "GET"))
+	mux.Handle("/v1/tasks", handleMethodNotAllowed(logger, "GET, HEAD, POST"))
+	mux.Handle("/v1/tasks/{id}", handleMethodNotAllowed(logger, "GET, HEAD"))
 	mux.Handle("/v1/tasks/{id}/cancel", handleMethodNotAllowed(logger, "POST"))
 	mux.Handle("/v1/tasks/{id}/retry", handleMethodNotAllowed(logger, "POST"))
 	mux.Handle("/", handleNotFound(logger))
@@ -28,5 +28,9 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service) {
 func addRootRoutes(mux *http.ServeMux, logger *slog.Logger, ready func(context.Context) error) {
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(logger, ready))
+	mux.Handle("/healthz", handleMethodNotAllowed(logger, "GET, HEAD"))
+	mux.Handle("/readyz", handleMethodNotAllowed(logger, "GET, HEAD"))
+	// Without this, ServeMux would redirect /v1 to /v1/.
+	mux.Handle("/v1", handleNotFound(logger))
 	mux.Handle("/", handleNotFound(logger))
 }

@@ -20,14 +20,17 @@ type ServerOpts struct {
 	// ready. Defaults to always ready.
 	ReadyFunc func(ctx context.Context) error
 
-	// RequestTimeout bounds each /v1 request, so that a slow or unreachable
-	// database yields a 503 rather than a hung client. Defaults to 10 s.
+	// RequestTimeout bounds each /v1 request's work, so that a slow or
+	// unreachable database yields a 503 rather than a hung client, and
+	// separately the time a client may take to send its body (408).
+	// Defaults to 10 s.
 	RequestTimeout time.Duration
 }
 
 // NewServer returns the API's handler. The middleware order is visible here:
-// recovery and request logging wrap everything; the body limit and request
-// timeout wrap /v1.
+// recovery, request logging and the canonical-path check wrap everything;
+// cross-origin protection, the body read (type, size, deadline) and then the
+// request timeout wrap /v1.
 func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.Handler {
 	if opts == nil {
 		opts = &ServerOpts{}
@@ -45,8 +48,8 @@ func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.
 	addV1Routes(v1, logger, tasks)
 
 	root := http.NewServeMux()
-	root.Handle("/v1/", limitBody(MaxBodyBytes, withTimeout(timeout, v1)))
+	root.Handle("/v1/", crossOriginProtection(logger, readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, v1))))
 	addRootRoutes(root, logger, ready)
 
-	return recoverPanics(logger, logRequests(logger, root))
+	return recoverPanics(logger, logRequests(logger, cleanPaths(logger, root)))
 }

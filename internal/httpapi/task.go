@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -21,21 +23,25 @@ const idempotencyHeader = "Idempotency-Key"
 // the existing one when the idempotency key was seen with the same request.
 func handleTaskCreate(logger *slog.Logger, tasks *task.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := decode[task.CreateRequest](r)
-		if err != nil {
+		if _, err := queryParams(r); err != nil {
 			writeProblem(w, r, logger, err)
 			return
 		}
-		if header := r.Header.Get(idempotencyHeader); header != "" {
-			if req.IdempotencyKey != "" && req.IdempotencyKey != header {
-				writeProblem(w, r, logger, &requestError{
-					status: http.StatusUnprocessableEntity,
-					detail: "idempotency_key in the body and the Idempotency-Key header differ; send one",
-					fields: map[string]string{"idempotency_key": "differs from the Idempotency-Key header"},
-				})
-				return
-			}
-			req.IdempotencyKey = header
+		req, err := decode[task.CreateRequest](r)
+		fields := jsonstrict.FieldsError{}
+		if err != nil && !errors.As(err, &fields) {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		if err := idempotencyKeyHeader(r, &req); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		if len(fields) > 0 {
+			// Report the service's own checks of what did decode too, so
+			// that the client sees every problem at once.
+			writeProblem(w, r, logger, withFieldsError(fields, tasks.Validate(req)))
+			return
 		}
 
 		t, created, err := tasks.Create(r.Context(), req)
@@ -52,9 +58,59 @@ func handleTaskCreate(logger *slog.Logger, tasks *task.Service) http.Handler {
 	})
 }
 
+// idempotencyKeyHeader moves the Idempotency-Key header into req. The
+// header must be given at most once and not empty (net/http trims the
+// spaces around a value, so a blank key would otherwise vanish and two
+// "idempotent" requests make two tasks), and must agree with the body's key
+// when both are given.
+func idempotencyKeyHeader(r *http.Request, req *task.CreateRequest) error {
+	values := r.Header.Values(idempotencyHeader)
+	switch {
+	case len(values) == 0:
+		return nil
+	case len(values) > 1:
+		return badRequest("the Idempotency-Key header is given more than once; send one")
+	case values[0] == "":
+		return &requestError{
+			status: http.StatusUnprocessableEntity,
+			detail: "the Idempotency-Key header is empty; send a key of 1 to 255 bytes, or no header",
+			fields: map[string]string{idempotencyHeader: "must not be empty"},
+		}
+	case req.IdempotencyKey != "" && req.IdempotencyKey != values[0]:
+		return &requestError{
+			status: http.StatusUnprocessableEntity,
+			detail: "idempotency_key in the body and the Idempotency-Key header differ; send one",
+			fields: map[string]string{"idempotency_key": "differs from the Idempotency-Key header"},
+		}
+	}
+	req.IdempotencyKey = values[0]
+	return nil
+}
+
+// withFieldsError combines the decoder's field errors with the service's
+// validation of the same request; for a field both name, the decoder's
+// comes first (a field of the wrong type looks missing to the service).
+func withFieldsError(fields jsonstrict.FieldsError, validationErr error) error {
+	if msg, whole := fields[""]; whole {
+		// Not an object at all: not a request to validate.
+		return badRequest("the body " + msg + ": send a JSON object")
+	}
+	merged := map[string]string{}
+	var validation *task.ValidationError
+	if errors.As(validationErr, &validation) {
+		maps.Copy(merged, validation.Fields)
+	}
+	maps.Copy(merged, fields)
+	return &task.ValidationError{Fields: merged}
+}
+
 // handleTaskGet serves GET /v1/tasks/{id}.
 func handleTaskGet(logger *slog.Logger, tasks *task.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := queryParams(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
 		id, err := pathID(r)
 		if err != nil {
 			writeProblem(w, r, logger, err)
@@ -98,26 +154,31 @@ func handleTaskList(logger *slog.Logger, tasks *task.Service) http.Handler {
 	})
 }
 
+// listParams reads the list's query: state and kind filter (empty means no
+// filter), limit and after page. Each bad parameter is a 400 naming it.
 func listParams(r *http.Request) (task.ListParams, error) {
-	q := r.URL.Query()
-	params := task.ListParams{State: q.Get("state"), Kind: q.Get("kind")}
+	q, err := queryParams(r, "state", "kind", "limit", "after")
+	if err != nil {
+		return task.ListParams{}, err
+	}
+	params := task.ListParams{State: q["state"], Kind: q["kind"]}
 	if !task.ValidText(params.Kind) {
-		return params, badRequest("kind must be valid UTF-8 without NUL characters")
+		return params, badRequest("query parameter kind must be valid UTF-8 without NUL characters")
 	}
 	if params.State != "" && !slices.Contains(task.States, params.State) {
-		return params, badRequest(fmt.Sprintf("state %q is not a task state; use one of: %s", params.State, strings.Join(task.States, ", ")))
+		return params, badRequest(fmt.Sprintf("query parameter state: %s is not a task state; use one of: %s", jsonstrict.Quote(params.State), strings.Join(task.States, ", ")))
 	}
-	if raw := q.Get("limit"); raw != "" {
+	if raw, ok := q["limit"]; ok {
 		limit, err := strconv.Atoi(raw)
 		if err != nil || limit < 1 || limit > task.ListLimitMax {
-			return params, badRequest(fmt.Sprintf("limit must be an integer from 1 to %d", task.ListLimitMax))
+			return params, badRequest(fmt.Sprintf("query parameter limit must be an integer from 1 to %d, not %s", task.ListLimitMax, jsonstrict.Quote(raw)))
 		}
 		params.Limit = limit
 	}
-	if raw := q.Get("after"); raw != "" {
+	if raw, ok := q["after"]; ok {
 		after, ok := decodeCursor(raw)
 		if !ok {
-			return params, badRequest("after is not a valid cursor; pass the \"next\" value of the previous page")
+			return params, badRequest("query parameter after is not a valid cursor; pass the \"next\" value of the previous page, or leave it out for the first page")
 		}
 		params.AfterID = after
 	}
@@ -155,6 +216,14 @@ func handleTaskRetry(logger *slog.Logger, tasks *task.Service) http.Handler {
 
 func handleTaskControl(logger *slog.Logger, control func(ctx context.Context, id int64) (*task.Task, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := queryParams(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		if err := decodeNothing(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
 		id, err := pathID(r)
 		if err != nil {
 			writeProblem(w, r, logger, err)
@@ -173,7 +242,7 @@ func pathID(r *http.Request) (int64, error) {
 	raw := r.PathValue("id")
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id < 1 {
-		return 0, badRequest(fmt.Sprintf("task id %q is not valid; ids are positive integers", raw))
+		return 0, badRequest(fmt.Sprintf("task id %s is not valid; ids are positive integers", jsonstrict.Quote(raw)))
 	}
 	return id, nil
 }

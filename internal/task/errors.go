@@ -18,6 +18,10 @@ var (
 	// ErrJobDeleted means the task finished long enough ago that River's
 	// cleaner removed its job, so it can no longer be retried.
 	ErrJobDeleted = errors.New("task's job was removed after its retention period; submit a new task instead")
+
+	// ErrAttemptLimit means the task has used as many attempts as River can
+	// count (32767), so it cannot be retried again.
+	ErrAttemptLimit = errors.New("task has used as many attempts as River can count (32767) and cannot be retried; submit a new task instead")
 )
 
 // ValidationError lists what is wrong with a request, by field. Field names

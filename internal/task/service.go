@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/store"
 	"github.com/handoff/handoff/jobs"
@@ -131,7 +132,7 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 	case req.Kind == "":
 		problems["kind"] = "is required; known kinds: " + s.kindNames()
 	case !ok:
-		problems["kind"] = fmt.Sprintf("unknown kind %q; known kinds: %s", req.Kind, s.kindNames())
+		problems["kind"] = fmt.Sprintf("unknown kind %s; known kinds: %s", jsonstrict.Quote(req.Kind), s.kindNames())
 	default:
 		var err error
 		if args, err = kind.Parse(req.Args); err != nil {
@@ -151,7 +152,7 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 	if queue == "" {
 		queue = DefaultQueue
 	} else if !s.queues[queue] {
-		problems["queue"] = fmt.Sprintf("unknown queue %q; served queues: %s", queue, strings.Join(slices.Sorted(maps.Keys(s.queues)), ", "))
+		problems["queue"] = fmt.Sprintf("unknown queue %s; served queues: %s", jsonstrict.Quote(queue), strings.Join(slices.Sorted(maps.Keys(s.queues)), ", "))
 	}
 	priority := req.Priority
 	if priority == 0 {
@@ -182,6 +183,10 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 			problems["idempotency_key"] = fmt.Sprintf("must be at most %d bytes", IdempotencyKeyMaxLen)
 		case !ValidText(req.IdempotencyKey):
 			problems["idempotency_key"] = "must be valid UTF-8 without NUL characters"
+		case strings.TrimSpace(req.IdempotencyKey) != req.IdempotencyKey:
+			// The header form cannot carry them (HTTP trims them), so a
+			// key with them could never be matched by a header resend.
+			problems["idempotency_key"] = "must not begin or end with white space"
 		}
 		key = &req.IdempotencyKey
 	}
@@ -216,6 +221,13 @@ func (s *Service) prepare(req CreateRequest) (*prepared, error) {
 		}
 	}
 	return p, nil
+}
+
+// Validate checks req as Create does, without writing anything: nil, or a
+// *ValidationError naming every bad field.
+func (s *Service) Validate(req CreateRequest) error {
+	_, err := s.prepare(req)
+	return err
 }
 
 // ValidText reports whether s can be stored in a Postgres text column:
@@ -299,8 +311,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 // same idempotency key (migration 00009).
 const idempotencyIndex = "tasks_idempotency_key_idx"
 
-// uniqueViolation is Postgres's SQLSTATE for a duplicate key.
-const uniqueViolation = "23505"
+// Postgres's SQLSTATEs that the service turns into its own errors.
+const (
+	uniqueViolation   = "23505"
+	numericOutOfRange = "22003"
+)
 
 // insert writes the job, and through the trigger of migration 00010 its
 // tasks row, in one INSERT statement: the task is accepted exactly when that
@@ -457,7 +472,7 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
 // that attempt's number, and the database skips it once the job runs
 // another attempt (internal/riverseam, migration 00011).
 //
-// Errors: ErrNotFound, ErrJobDeleted.
+// Errors: ErrNotFound, ErrJobDeleted, ErrAttemptLimit.
 func (s *Service) Retry(ctx context.Context, id int64) (*Task, error) {
 	return s.control(ctx, id, s.jobs.JobRetryTx, ErrJobDeleted)
 }
@@ -472,6 +487,11 @@ func (s *Service) control(ctx context.Context, id int64, change func(context.Con
 		if _, err := change(ctx, tx, id); err != nil {
 			// Since River 0.49 a failed Tx method leaves the transaction
 			// unusable: return, roll back, and look again outside it.
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == numericOutOfRange {
+				// River counts attempts in a smallint.
+				return ErrAttemptLimit
+			}
 			return err
 		}
 		var err error

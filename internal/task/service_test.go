@@ -295,7 +295,7 @@ func TestCreate(t *testing.T) {
 			{task.CreateRequest{Kind: "email"}, map[string]string{"kind": `unknown kind "email"; known kinds: ` + known}},
 			{task.CreateRequest{Kind: "noop", IdempotencyKey: "a\x00b"}, map[string]string{"idempotency_key": "must be valid UTF-8 without NUL characters"}},
 			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 4000}`)}, map[string]string{"args.seconds": "must be between 0 and 3600"}},
-			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "extra": true}`)}, map[string]string{"args": `unknown field "extra"`}},
+			{task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "extra": true}`)}, map[string]string{"args.extra": "unknown field"}},
 			{task.CreateRequest{Kind: "noop", Priority: 5}, map[string]string{"priority": "must be between 1 (highest) and 4"}},
 			{task.CreateRequest{Kind: "noop", Queue: "nobody-serves-this"}, map[string]string{"queue": `unknown queue "nobody-serves-this"; served queues: default`}},
 			{task.CreateRequest{Kind: "noop", MaxAttempts: -1}, map[string]string{"max_attempts": "must be between 1 and 1000"}},
@@ -481,6 +481,20 @@ func TestWork(t *testing.T) {
 		done := waitForState(t, bundle.svc, created.ID, "cancelled")
 		require.NotNil(t, done.FinishedAt)
 		require.NotNil(t, done.CancelRequestedAt)
+
+		// A retry clears the old request: the next attempt was not asked
+		// to cancel, and a later cancel shows its own time.
+		retried, err := bundle.svc.Retry(ctx, created.ID)
+		require.NoError(t, err)
+		require.Nil(t, retried.CancelRequestedAt, "a retry clears the previous attempt's cancel request")
+		running := waitForState(t, bundle.svc, created.ID, "running")
+		require.Equal(t, 2, running.Attempt)
+		require.Nil(t, running.CancelRequestedAt)
+		again, err := bundle.svc.Cancel(ctx, created.ID)
+		require.NoError(t, err)
+		require.NotNil(t, again.CancelRequestedAt)
+		require.True(t, again.CancelRequestedAt.After(*done.CancelRequestedAt), "the second cancel shows its own time")
+		waitForState(t, bundle.svc, created.ID, "cancelled")
 	})
 }
 

@@ -6,6 +6,7 @@
 package seamtest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -30,12 +31,18 @@ import (
 func RequireNoDrift(tb testing.TB, pool *pgxpool.Pool, ids ...int64) []*rivertype.JobRow {
 	tb.Helper()
 	ctx := tb.Context()
-	exec := riverpgxv5.New(pool).GetExecutor()
+	// Both rows are read in one snapshot: a worker may move the job on
+	// between two separate reads, and the trigger changes both in one
+	// statement.
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	require.NoError(tb, err)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	exec := riverpgxv5.New(pool).UnwrapExecutor(tx)
 	jobRows := make([]*rivertype.JobRow, 0, len(ids))
 	for _, id := range ids {
 		job, err := exec.JobGetByID(ctx, &riverdriver.JobGetByIDParams{ID: id})
 		require.NoError(tb, err, "job %d", id)
-		got, err := store.New().TaskGetByID(ctx, pool, id)
+		got, err := store.New().TaskGetByID(ctx, tx, id)
 		require.NoError(tb, err, "task %d", id)
 		want, err := riverseam.TaskRow(job)
 		require.NoError(tb, err)

@@ -1,0 +1,229 @@
+package jsonstrict_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/jsonstrict"
+)
+
+type inner struct {
+	Seconds float64 `json:"seconds"`
+	Times   int     `json:"fail_times,omitempty"`
+}
+
+type request struct {
+	Kind     string            `json:"kind"`
+	Args     json.RawMessage   `json:"args"`
+	Priority int               `json:"priority,omitempty"`
+	Small    int16             `json:"small,omitempty"`
+	Count    uint8             `json:"count,omitempty"`
+	RunAt    *time.Time        `json:"run_at,omitempty"`
+	Inner    inner             `json:"inner"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	List     []inner           `json:"list,omitempty"`
+	Flag     bool              `json:"flag,omitempty"`
+	Ignored  string            `json:"-"`
+}
+
+func TestDecodeValid(t *testing.T) {
+	t.Parallel()
+
+	var req request
+	err := jsonstrict.Decode([]byte(`{"kind":"sleep","args":{"seconds":1},"priority":2.0,"small":-32768,"count":255,
+		"run_at":"2026-01-02T15:04:05+01:00","inner":{"seconds":0.5},"headers":{"A":"b"},"list":[{"seconds":1e2}],"flag":true}`), &req)
+	require.NoError(t, err)
+	require.Equal(t, "sleep", req.Kind)
+	require.JSONEq(t, `{"seconds":1}`, string(req.Args))
+	require.Equal(t, 2, req.Priority)
+	require.Equal(t, int16(-32768), req.Small)
+	require.Equal(t, uint8(255), req.Count)
+	require.True(t, req.RunAt.Equal(time.Date(2026, 1, 2, 14, 4, 5, 0, time.UTC)))
+	require.InDelta(t, 0.5, req.Inner.Seconds, 0)
+	require.Equal(t, map[string]string{"A": "b"}, req.Headers)
+	require.Len(t, req.List, 1)
+	require.InDelta(t, 100.0, req.List[0].Seconds, 0)
+	require.True(t, req.Flag)
+
+	// null means "not given".
+	var withNull request
+	require.NoError(t, jsonstrict.Decode([]byte(`{"kind":null,"run_at":null,"args":null}`), &withNull))
+	require.Empty(t, withNull.Kind)
+	require.Nil(t, withNull.RunAt)
+	require.Equal(t, "null", string(withNull.Args))
+}
+
+func TestDecodeSyntax(t *testing.T) {
+	t.Parallel()
+
+	for name, body := range map[string]string{
+		"empty":           ``,
+		"blank":           "  \n",
+		"truncated":       `{"kind":`,
+		"trailing data":   `{"kind":"noop"} {}`,
+		"trailing text":   `{"kind":"noop"}x`,
+		"duplicate":       `{"kind":"sleep","kind":"noop"}`,
+		"duplicate inner": `{"args":{"seconds":1,"seconds":2}}`,
+		"single quotes":   `{'kind':'noop'}`,
+		"trailing comma":  `{"kind":"noop",}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var req request
+			err := jsonstrict.Decode([]byte(body), &req)
+			var syntaxErr *jsonstrict.SyntaxError
+			require.ErrorAs(t, err, &syntaxErr, "got %v", err)
+			require.NotEmpty(t, syntaxErr.Detail)
+		})
+	}
+
+	var req request
+	err := jsonstrict.Decode([]byte(`{"kind":"sleep","kind":"noop"}`), &req)
+	require.ErrorContains(t, err, `field "kind" is given twice`)
+}
+
+func TestDecodeFieldsError(t *testing.T) {
+	t.Parallel()
+
+	for name, tt := range map[string]struct {
+		body string
+		want jsonstrict.FieldsError
+	}{
+		"case variant": {
+			`{"KIND":"noop","Priority":1}`,
+			jsonstrict.FieldsError{
+				"KIND":     `unknown field (names are case-sensitive: did you mean "kind"?)`,
+				"Priority": `unknown field (names are case-sensitive: did you mean "priority"?)`,
+			},
+		},
+		"case variant nested": {
+			`{"inner":{"SECONDS":1}}`,
+			jsonstrict.FieldsError{"inner.SECONDS": `unknown field (names are case-sensitive: did you mean "seconds"?)`},
+		},
+		"unknown":                {`{"nope":1}`, jsonstrict.FieldsError{"nope": "unknown field"}},
+		"ignored tag is unknown": {`{"Ignored":"x"}`, jsonstrict.FieldsError{"Ignored": "unknown field"}},
+		"every type error at once": {
+			`{"kind":1,"priority":"2","flag":"yes","inner":{"seconds":"1","fail_times":true},"list":[{"seconds":[]}],"headers":{"a":1}}`,
+			jsonstrict.FieldsError{
+				"kind":             "must be a string, not a number",
+				"priority":         "must be an integer, not a string",
+				"flag":             "must be true or false, not a string",
+				"inner.seconds":    "must be a number, not a string",
+				"inner.fail_times": "must be an integer, not a boolean",
+				"list[0].seconds":  "must be a number, not an array",
+				"headers.a":        "must be a string, not a number",
+			},
+		},
+		"not an integer":   {`{"priority":1.5}`, jsonstrict.FieldsError{"priority": "must be an integer, not 1.5"}},
+		"int out of range": {`{"small":32768}`, jsonstrict.FieldsError{"small": "32768 is out of range: must be an integer from -32768 to 32767"}},
+		"uint negative":    {`{"count":-1}`, jsonstrict.FieldsError{"count": "-1 is out of range: must be an integer from 0 to 255"}},
+		"huge int":         {`{"priority":1e30}`, jsonstrict.FieldsError{"priority": "1e30 is out of range: must be an integer from -9223372036854775808 to 9223372036854775807"}},
+		"float overflow":   {`{"inner":{"seconds":1e999}}`, jsonstrict.FieldsError{"inner.seconds": "1e999 is out of range for a number"}},
+		"not an object":    {`{"inner":[]}`, jsonstrict.FieldsError{"inner": "must be an object, not an array"}},
+		"root not object":  {`[1]`, jsonstrict.FieldsError{"": "must be an object, not an array"}},
+		"lone high surrogate": {
+			`{"kind":"\ud800"}`,
+			jsonstrict.FieldsError{"kind": `must be valid UTF-8 text: invalid UTF-8 or an unpaired surrogate escape (\ud800-\udfff) is not allowed`},
+		},
+		"lone low surrogate in args": {
+			`{"args":{"seconds":"\udfff"}}`,
+			jsonstrict.FieldsError{"args": `must hold only valid UTF-8 text: invalid UTF-8 or an unpaired surrogate escape (\ud800-\udfff) is not allowed`},
+		},
+		"raw invalid UTF-8": {
+			"{\"kind\":\"a\xfeb\"}",
+			jsonstrict.FieldsError{"kind": `must be valid UTF-8 text: invalid UTF-8 or an unpaired surrogate escape (\ud800-\udfff) is not allowed`},
+		},
+		"time not a string": {`{"run_at":1}`, jsonstrict.FieldsError{"run_at": "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z, not a number"}},
+		"time offset 24": {
+			`{"run_at":"2026-01-02T15:04:05+24:00"}`,
+			jsonstrict.FieldsError{"run_at": "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z: offset +24:00 is out of range (at most ±23:59)"},
+		},
+		"time without zone": {
+			`{"run_at":"2026-01-02T15:04:05"}`,
+			jsonstrict.FieldsError{"run_at": `must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z: "2026-01-02T15:04:05" is not a valid time`},
+		},
+		"leap second not at day's end": {
+			`{"run_at":"2026-01-02T15:04:60Z"}`,
+			jsonstrict.FieldsError{"run_at": `must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z: "2026-01-02T15:04:60Z" is not a valid time: a leap second is 23:59:60 UTC`},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var req request
+			err := jsonstrict.Decode([]byte(tt.body), &req)
+			var fieldErrs jsonstrict.FieldsError
+			require.ErrorAs(t, err, &fieldErrs, "got %v", err)
+			require.Equal(t, tt.want, fieldErrs)
+		})
+	}
+}
+
+func TestDecodeKeepsGoodFields(t *testing.T) {
+	t.Parallel()
+
+	var req request
+	err := jsonstrict.Decode([]byte(`{"kind":"sleep","priority":"x","flag":true}`), &req)
+	require.Error(t, err)
+	require.Equal(t, "sleep", req.Kind, "fields without an error are set")
+	require.True(t, req.Flag)
+	require.Zero(t, req.Priority)
+}
+
+func TestDecodeEchoIsShort(t *testing.T) {
+	t.Parallel()
+
+	var req request
+	err := jsonstrict.Decode([]byte(`{"priority":`+strings.Repeat("1", 100000)+`.5}`), &req)
+	require.Error(t, err)
+	require.Less(t, len(err.Error()), 200)
+}
+
+func TestParseTime(t *testing.T) {
+	t.Parallel()
+
+	leap, err := jsonstrict.ParseTime("2016-12-31T23:59:60Z")
+	require.NoError(t, err)
+	require.True(t, leap.Equal(time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)), "got %s", leap)
+
+	leapOffset, err := jsonstrict.ParseTime("2017-01-01T00:59:60+01:00")
+	require.NoError(t, err)
+	require.True(t, leapOffset.Equal(leap))
+
+	frac, err := jsonstrict.ParseTime("2026-01-02T15:04:05.123456789-23:59")
+	require.NoError(t, err)
+	require.Equal(t, 123456789, frac.Nanosecond())
+
+	for _, bad := range []string{"", "2026-01-02", "2026-13-02T15:04:05Z", "2026-01-02T15:04:05+23:60", "2026-01-02 15:04:05Z"} {
+		_, err := jsonstrict.ParseTime(bad)
+		require.Error(t, err, bad)
+	}
+}
+
+func TestDecodeInvalidTextWithOtherErrors(t *testing.T) {
+	t.Parallel()
+
+	var req request
+	err := jsonstrict.Decode([]byte("{\"kind\":\"\\ud800\",\"priority\":\"x\",\"headers\":{\"a\\udc00\":\"v\",\"b\":\"\\ud83d\\ude00\"},\"inner\":{\"seconds\":1}}"), &req)
+	var fieldErrs jsonstrict.FieldsError
+	require.ErrorAs(t, err, &fieldErrs)
+	require.Equal(t, jsonstrict.FieldsError{
+		"kind":     `must be valid UTF-8 text: invalid UTF-8 or an unpaired surrogate escape (\ud800-\udfff) is not allowed`,
+		"priority": "must be an integer, not a string",
+		"headers":  "has a field name that is not valid UTF-8 text",
+	}, fieldErrs)
+	require.Equal(t, "😀", req.Headers["b"], "a surrogate pair is one character")
+	require.InDelta(t, 1.0, req.Inner.Seconds, 0)
+
+	for _, ok := range []string{`"plain"`, `"\\u00e9\\\\u"`, `"\ud83d\ude00"`, `"\\"`} {
+		var s string
+		require.NoError(t, jsonstrict.Decode([]byte(ok), &s), ok)
+	}
+	for _, bad := range []string{`"\ud83d"`, `"\ud83dx"`, `"\ud83d\u0041"`, `"\ude00\ud83d"`, "\"\xc3\""} {
+		var s string
+		require.Error(t, jsonstrict.Decode([]byte(bad), &s), bad)
+	}
+}
