@@ -173,7 +173,8 @@ BEGIN
     FOR field IN SELECT a.key, a.value FROM jsonb_each(args) a ORDER BY a.key LOOP
         want := shape -> 'fields' ->> field.key;
         IF want IS NULL THEN
-            RAISE EXCEPTION 'args: unknown field "%"', left(field.key, 100)
+            RAISE EXCEPTION 'args.% is not a field of kind %; its fields: %', left(field.key, 100), kind,
+                coalesce((SELECT string_agg(f, ', ' ORDER BY f) FROM jsonb_object_keys(shape -> 'fields') f), 'none')
                 USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || left(field.key, 100);
         END IF;
         CONTINUE WHEN want = 'any' OR jsonb_typeof(field.value) = 'null';

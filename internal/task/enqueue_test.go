@@ -117,7 +117,7 @@ func TestEnqueueSQL(t *testing.T) {
 			call, column, message string
 		}{
 			{`handoff.enqueue('nope', '{}')`, "kind", `unknown kind "nope"; known kinds: noop, sleep`},
-			{`handoff.enqueue('sleep', '{"seconds": 1, "secs": 2}')`, "args.secs", `unknown field "secs"`},
+			{`handoff.enqueue('sleep', '{"seconds": 1, "secs": 2}')`, "args.secs", `args.secs is not a field of kind sleep; its fields: fail_times, seconds`},
 			{`handoff.enqueue('sleep', '{"seconds": "1"}')`, "args.seconds", "must be a JSON number, not string"},
 			{`handoff.enqueue('sleep', '{"seconds": 1, "fail_times": 1.5}')`, "args.fail_times", "must be an integer"},
 			{`handoff.enqueue('noop', '[]')`, "args", "must be a JSON object"},
