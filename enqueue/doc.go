@@ -16,7 +16,7 @@
 //		if _, err := tx.Exec(ctx, "INSERT INTO orders ..."); err != nil {
 //			return err
 //		}
-//		_, err := enqueue.EnqueueArgs(ctx, client, tx, jobs.NoopArgs{}, nil)
+//		_, err := enqueue.Typed(ctx, client, tx, jobs.NoopArgs{}, nil)
 //		return err
 //	})
 //

@@ -109,9 +109,9 @@ func (c *Client) Enqueue(ctx context.Context, tx pgx.Tx, kind string, args json.
 	return task.EnqueueTx(ctx, tx, p)
 }
 
-// EnqueueArgs is Enqueue for a kind's typed args (jobs.SleepArgs, ...): the
+// Typed is Enqueue for a kind's typed args (jobs.SleepArgs, ...): the
 // kind is args.Kind(), and the args are validated as if sent as JSON.
-func EnqueueArgs[T jobs.Args](ctx context.Context, c *Client, tx pgx.Tx, args T, opts *Opts) (int64, error) {
+func Typed[T jobs.Args](ctx context.Context, c *Client, tx pgx.Tx, args T, opts *Opts) (int64, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s args: %w", args.Kind(), err)

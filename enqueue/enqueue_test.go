@@ -137,7 +137,7 @@ func TestEnqueue(t *testing.T) {
 
 		tx, err := bundle.pool.Begin(ctx)
 		require.NoError(t, err)
-		id, err := enqueue.EnqueueArgs(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(0.01)}, &enqueue.Opts{IdempotencyKey: "k"})
+		id, err := enqueue.Typed(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(0.01)}, &enqueue.Opts{IdempotencyKey: "k"})
 		require.NoError(t, err)
 		require.Positive(t, id)
 		require.NoError(t, tx.Rollback(ctx))
@@ -157,7 +157,7 @@ func TestEnqueue(t *testing.T) {
 		var id int64
 		require.NoError(t, pgx.BeginFunc(ctx, bundle.pool, func(tx pgx.Tx) error {
 			var err error
-			if id, err = enqueue.EnqueueArgs(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(0.01)}, nil); err != nil {
+			if id, err = enqueue.Typed(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(0.01)}, nil); err != nil {
 				return err
 			}
 			_, err = tx.Exec(ctx, "INSERT INTO orders VALUES (1, $1)", id)
@@ -210,7 +210,7 @@ func TestEnqueue(t *testing.T) {
 		client := enqueue.NewClient(&enqueue.Config{Kinds: append(jobs.Kinds(jobs.Deps{}), jobs.NewKind[otherArgs](nil))})
 		tx, err := bundle.pool.Begin(ctx)
 		require.NoError(t, err)
-		_, err = enqueue.EnqueueArgs(ctx, client, tx, otherArgs{}, nil)
+		_, err = enqueue.Typed(ctx, client, tx, otherArgs{}, nil)
 		var validation *enqueue.ValidationError
 		require.ErrorAs(t, err, &validation)
 		require.Contains(t, validation.Fields["kind"], `unknown kind "other"`)
@@ -242,7 +242,7 @@ func TestSamePaths(t *testing.T) {
 		var viaGo int64
 		require.NoError(t, pgx.BeginFunc(ctx, bundle.pool, func(tx pgx.Tx) error {
 			var err error
-			viaGo, err = enqueue.EnqueueArgs(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(1.5), FailTimes: 1},
+			viaGo, err = enqueue.Typed(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(1.5), FailTimes: 1},
 				&enqueue.Opts{Priority: 2, MaxAttempts: 5, RunAt: runAt, CallbackURL: "https://app.example/done"})
 			return err
 		}))
@@ -275,7 +275,7 @@ func TestSamePaths(t *testing.T) {
 
 		require.Equal(t, id, bundle.enqueueSQL(t, bundle.pool, `handoff.enqueue('sleep', '{"seconds": 2}', idempotency_key => 'order-7', callback_url => 'https://app.example/done')`))
 		require.NoError(t, pgx.BeginFunc(ctx, bundle.pool, func(tx pgx.Tx) error {
-			got, err := enqueue.EnqueueArgs(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(2)}, &enqueue.Opts{IdempotencyKey: "order-7", CallbackURL: "https://app.example/done"})
+			got, err := enqueue.Typed(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(2)}, &enqueue.Opts{IdempotencyKey: "order-7", CallbackURL: "https://app.example/done"})
 			require.Equal(t, id, got)
 			return err
 		}))
@@ -286,7 +286,7 @@ func TestSamePaths(t *testing.T) {
 		// Another request with the key: a conflict naming the task, on
 		// every path.
 		err := pgx.BeginFunc(ctx, bundle.pool, func(tx pgx.Tx) error {
-			_, err := enqueue.EnqueueArgs(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(2)}, &enqueue.Opts{IdempotencyKey: "order-7"})
+			_, err := enqueue.Typed(ctx, bundle.client, tx, jobs.SleepArgs{Seconds: seconds(2)}, &enqueue.Opts{IdempotencyKey: "order-7"})
 			return err
 		})
 		var conflict *enqueue.IdempotencyConflictError

@@ -33,7 +33,7 @@ func Example() {
 	}
 	seconds := 0.01
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		taskID, err := enqueue.EnqueueArgs(ctx, client, tx, jobs.SleepArgs{Seconds: &seconds}, &enqueue.Opts{IdempotencyKey: "order-1"})
+		taskID, err := enqueue.Typed(ctx, client, tx, jobs.SleepArgs{Seconds: &seconds}, &enqueue.Opts{IdempotencyKey: "order-1"})
 		if err != nil {
 			return err
 		}

@@ -65,7 +65,7 @@
 //  9. River's AttemptError encodes as {"at", "attempt", "error", "trace"},
 //     which the sync trigger copies into tasks.errors and the API reads.
 //     rivertype@v0.51.2/river_type.go.
-// 10. handoff.insert_job (migration 00012) writes the row InsertTx writes
+//  10. handoff.insert_job (migration 00012) writes the row InsertTx writes
 //     (columns and defaults of JobInsertFastMany: tags '{}', state
 //     'available' or 'scheduled', scheduled_at now() when not given) and
 //     sends River's insert NOTIFY for an available job: topic

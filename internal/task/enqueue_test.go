@@ -137,7 +137,7 @@ func TestEnqueueSQL(t *testing.T) {
 			require.Contains(t, pgErr.Message, tc.message, tc.call)
 			// The app's transaction failed: its own row goes too.
 			_, err = tx.Exec(ctx, "SELECT 1")
-			requirePgError(t, err, "25P02", "")
+			_ = requirePgError(t, err, "25P02", "")
 			require.NoError(t, tx.Rollback(ctx))
 		}
 		var orders int
@@ -295,7 +295,8 @@ func TestRulesAgree(t *testing.T) {
 		{"CallbackFTP", task.CreateRequest{Kind: "noop", CallbackURL: "ftp://example.com/"}, "callback_url", false},
 		{"CallbackRelative", task.CreateRequest{Kind: "noop", CallbackURL: "/hook"}, "callback_url", false},
 		{"CallbackNoHost", task.CreateRequest{Kind: "noop", CallbackURL: "https://"}, "callback_url", false},
-		{"CallbackCredentials", task.CreateRequest{Kind: "noop", CallbackURL: "https://user:pw@example.com/"}, "callback_url", false},
+		{"CallbackCredentials", task.CreateRequest{Kind: "noop", CallbackURL: "https://user:pw@example.com/"}, "callback_url", false}, //nolint:gosec // credentials in a URL are the case under test
+
 		{"CallbackSpace", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/a b"}, "callback_url", false},
 		{"CallbackTooLong", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/" + strings.Repeat("a", 2048)}, "callback_url", false},
 		{"TenantWhitespace", task.CreateRequest{Kind: "noop", Tenant: "  "}, "tenant", false},

@@ -312,7 +312,7 @@ func jsonType(t reflect.Type) string {
 	if t == rawMessageType || t.Implements(reflect.TypeFor[json.Unmarshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
 		return "any"
 	}
-	switch t.Kind() {
+	switch t.Kind() { //nolint:exhaustive // every other kind decodes from any JSON, or not at all: "any"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "integer"
