@@ -16,8 +16,8 @@
 --
 --    handoff.kinds and handoff.queues are filled by the server at start-up
 --    (internal/task, Service.Register): the kinds it runs, with the shape
---    of their args (fields and JSON types; unknown fields are refused), and
---    the queues it serves.
+--    of their args (fields, JSON types, required fields and numeric bounds;
+--    unknown fields are refused), and the queues it serves.
 --
 -- 2. One definition of an idempotent request: handoff.request_hash hashes
 --    what the client sent (kind, args, queue, priority, max_attempts, run_at
@@ -52,9 +52,11 @@ CREATE UNIQUE INDEX tasks_tenant_idempotency_key_idx ON tasks (tenant, idempoten
     WHERE idempotency_key IS NOT NULL;
 
 -- The kinds the server runs, and what SQL can check of their args: shape is
--- {"fields": {"name": "number" | "integer" | "string" | "boolean" |
--- "object" | "array" | "any"}}. Unknown fields are refused; null is accepted
--- for any field, as Go's decoder does.
+-- {"fields": {"name": {"type": "number" | "integer" | "string" | "boolean" |
+-- "object" | "array" | "any", "required"?: true, "min"?: n, "max"?: n}}}
+-- (internal/task.ArgsShape, from the args type's json and handoff struct
+-- tags). Unknown fields are refused; null is accepted for a field that is
+-- not required, as Go's decoder does.
 CREATE TABLE handoff.kinds (
     kind       text        PRIMARY KEY,
     shape      jsonb       NOT NULL,
@@ -149,6 +151,7 @@ AS $$
 DECLARE
     shape jsonb;
     field record;
+    rule  jsonb;
     want  text;
 BEGIN
     IF kind IS NULL OR kind = '' THEN
@@ -171,12 +174,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args';
     END IF;
     FOR field IN SELECT a.key, a.value FROM jsonb_each(args) a ORDER BY a.key LOOP
-        want := shape -> 'fields' ->> field.key;
-        IF want IS NULL THEN
+        rule := shape -> 'fields' -> field.key;
+        IF rule IS NULL THEN
             RAISE EXCEPTION 'args.% is not a field of kind %; its fields: %', left(field.key, 100), kind,
                 coalesce((SELECT string_agg(f, ', ' ORDER BY f) FROM jsonb_object_keys(shape -> 'fields') f), 'none')
                 USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || left(field.key, 100);
         END IF;
+        want := rule ->> 'type';
         CONTINUE WHEN want = 'any' OR jsonb_typeof(field.value) = 'null';
         IF want = 'integer' THEN
             IF jsonb_typeof(field.value) <> 'number' OR field.value::numeric <> trunc(field.value::numeric) THEN
@@ -185,6 +189,19 @@ BEGIN
             END IF;
         ELSIF jsonb_typeof(field.value) <> want THEN
             RAISE EXCEPTION 'args.% must be a JSON %, not %', field.key, want, jsonb_typeof(field.value)
+                USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || field.key;
+        END IF;
+        IF want IN ('number', 'integer')
+           AND (field.value::numeric < (rule ->> 'min')::numeric OR field.value::numeric > (rule ->> 'max')::numeric) THEN
+            RAISE EXCEPTION 'args.% must be between % and %', field.key,
+                coalesce(rule ->> 'min', '-infinity'), coalesce(rule ->> 'max', 'infinity')
+                USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || field.key;
+        END IF;
+    END LOOP;
+    FOR field IN SELECT r.key, r.value FROM jsonb_each(shape -> 'fields') r
+                 WHERE (r.value ->> 'required')::boolean ORDER BY r.key LOOP
+        IF jsonb_typeof(args -> field.key) IS NULL OR jsonb_typeof(args -> field.key) = 'null' THEN
+            RAISE EXCEPTION 'args.% is required', field.key
                 USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || field.key;
         END IF;
     END LOOP;

@@ -120,6 +120,8 @@ func TestEnqueueSQL(t *testing.T) {
 			{`handoff.enqueue('sleep', '{"seconds": 1, "secs": 2}')`, "args.secs", `args.secs is not a field of kind sleep; its fields: fail_times, seconds`},
 			{`handoff.enqueue('sleep', '{"seconds": "1"}')`, "args.seconds", "must be a JSON number, not string"},
 			{`handoff.enqueue('sleep', '{"seconds": 1, "fail_times": 1.5}')`, "args.fail_times", "must be an integer"},
+			{`handoff.enqueue('sleep', '{"seconds": 7200}')`, "args.seconds", "args.seconds must be between 0 and 3600"},
+			{`handoff.enqueue('sleep', '{"fail_times": 1}')`, "args.seconds", "args.seconds is required"},
 			{`handoff.enqueue('noop', '[]')`, "args", "must be a JSON object"},
 			{`handoff.enqueue('noop', '{}', queue => 'nope')`, "queue", `unknown queue "nope"`},
 			{`handoff.enqueue('noop', '{}', priority => 0)`, "priority", "between 1 (highest) and 4"},
@@ -249,9 +251,10 @@ func TestEnqueueTx(t *testing.T) {
 
 // TestRulesAgree feeds the same requests to the Go rules (Validator.Prepare,
 // behind HTTP and Go) and the SQL rules (handoff.check_request, behind
-// handoff.enqueue): both must accept, or both refuse the same field. Where
-// only Go can check (value ranges inside args, which SQL does not know),
-// goOnly says so.
+// handoff.enqueue): both must accept, or both refuse the same field. SQL
+// knows a kind's args from its shape (types from the Go fields, required
+// and bounds from their handoff tags); a rule only a kind's Validate can
+// check would be marked goOnly.
 func TestRulesAgree(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -281,8 +284,12 @@ func TestRulesAgree(t *testing.T) {
 		{"ArgsWrongType", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": "1"}`)}, "args", false},
 		{"ArgsFractionForInteger", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "fail_times": 1.5}`)}, "args", false},
 		{"ArgsBoolForNumber", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": true}`)}, "args", false},
-		{"ArgsOutOfRange", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 7200}`)}, "args", true},
-		{"ArgsMissingRequired", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{}`)}, "args", true},
+		{"ArgsAboveMax", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 7200}`)}, "args", false},
+		{"ArgsBelowMin", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "fail_times": -1}`)}, "args", false},
+		{"ArgsAtBounds", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 3600, "fail_times": 100}`)}, "", false},
+		{"ArgsAtLowerBounds", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 0, "fail_times": 0}`)}, "", false},
+		{"ArgsMissingRequired", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{}`)}, "args", false},
+		{"ArgsRequiredNull", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": null}`)}, "args", false},
 		{"QueueUnknown", task.CreateRequest{Kind: "noop", Queue: "nope"}, "queue", false},
 		{"PriorityHigh", task.CreateRequest{Kind: "noop", Priority: 5}, "priority", false},
 		{"PriorityNegative", task.CreateRequest{Kind: "noop", Priority: -1}, "priority", false},
@@ -402,8 +409,8 @@ func TestShapeOf(t *testing.T) {
 	type args struct {
 		embedded
 
-		Count   int             `json:"count"`
-		Ratio   *float64        `json:"ratio,omitempty"`
+		Count   int             `json:"count" handoff:"required,min=1,max=10"`
+		Ratio   *float64        `json:"ratio,omitempty" handoff:"min=-0.5"`
 		Name    string          `json:"name"`
 		On      bool            `json:"on"`
 		Tags    []string        `json:"tags"`
@@ -415,9 +422,19 @@ func TestShapeOf(t *testing.T) {
 		hidden  string
 	}
 	_ = args{}.hidden
-	require.Equal(t, map[string]string{
-		"inner": "string", "count": "integer", "ratio": "number", "name": "string",
-		"on": "boolean", "tags": "array", "extra": "object", "raw": "any", "at": "any",
-		"Plain": "string",
-	}, task.ShapeOf(reflect.TypeFor[args]()).Fields)
+	shape, err := task.ShapeOf(reflect.TypeFor[args]())
+	require.NoError(t, err)
+	one, ten, half := 1.0, 10.0, -0.5
+	require.Equal(t, map[string]task.FieldShape{
+		"inner": {Type: "string"}, "count": {Type: "integer", Required: true, Min: &one, Max: &ten},
+		"ratio": {Type: "number", Min: &half}, "name": {Type: "string"}, "on": {Type: "boolean"},
+		"tags": {Type: "array"}, "extra": {Type: "object"}, "raw": {Type: "any"}, "at": {Type: "any"},
+		"Plain": {Type: "string"},
+	}, shape.Fields)
+
+	type badArgs struct {
+		N int `json:"n" handoff:"maximum=3"`
+	}
+	_, err = task.ShapeOf(reflect.TypeFor[badArgs]())
+	require.ErrorContains(t, err, `unknown handoff tag rule "maximum=3"`)
 }

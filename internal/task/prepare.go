@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -264,26 +265,36 @@ func truncate(s string, n int) string {
 }
 
 // ArgsShape is what SQL can check of a kind's args (handoff.kinds.shape):
-// each JSON field name and its JSON type, "number", "integer", "string",
-// "boolean", "object", "array" or "any". Fields not listed are unknown.
+// each JSON field with its type and bounds. Fields not listed are unknown.
 type ArgsShape struct {
-	Fields map[string]string `json:"fields"`
+	Fields map[string]FieldShape `json:"fields"`
 }
 
-// ShapeOf derives the shape of an args type from its Go fields and their
-// json tags, as encoding/json decodes them.
-func ShapeOf(t reflect.Type) ArgsShape {
-	shape := ArgsShape{Fields: map[string]string{}}
-	addFields(shape.Fields, t)
-	return shape
+// FieldShape is one args field: its JSON type ("number", "integer",
+// "string", "boolean", "object", "array" or "any"), from its Go type, and
+// what its `handoff` struct tag says: "required" (present and not null),
+// "min=N" and "max=N" (bounds of a number). The tag restates for SQL what
+// the kind's Validate checks in Go; TestRulesAgree holds them together.
+type FieldShape struct {
+	Type     string   `json:"type"`
+	Required bool     `json:"required,omitempty"`
+	Min      *float64 `json:"min,omitempty"`
+	Max      *float64 `json:"max,omitempty"`
 }
 
-func addFields(fields map[string]string, t reflect.Type) {
+// ShapeOf derives the shape of an args type from its Go fields, their json
+// tags (as encoding/json decodes them) and their handoff tags.
+func ShapeOf(t reflect.Type) (ArgsShape, error) {
+	shape := ArgsShape{Fields: map[string]FieldShape{}}
+	return shape, addFields(shape.Fields, t)
+}
+
+func addFields(fields map[string]FieldShape, t reflect.Type) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return
+		return nil
 	}
 	for f := range t.Fields() {
 		tag := f.Tag.Get("json")
@@ -292,15 +303,39 @@ func addFields(fields map[string]string, t reflect.Type) {
 		case name == "-" && tag == "-":
 			continue
 		case f.Anonymous && name == "":
-			addFields(fields, f.Type)
+			if err := addFields(fields, f.Type); err != nil {
+				return err
+			}
 			continue
 		case !f.IsExported():
 			continue
 		case name == "":
 			name = f.Name
 		}
-		fields[name] = jsonType(f.Type)
+		field := FieldShape{Type: jsonType(f.Type)}
+		for rule := range strings.SplitSeq(f.Tag.Get("handoff"), ",") {
+			key, value, _ := strings.Cut(strings.TrimSpace(rule), "=")
+			switch key {
+			case "":
+			case "required":
+				field.Required = true
+			case "min", "max":
+				n, err := strconv.ParseFloat(value, 64)
+				if err != nil {
+					return fmt.Errorf("field %s: handoff tag %q: %w", f.Name, rule, err)
+				}
+				if key == "min" {
+					field.Min = &n
+				} else {
+					field.Max = &n
+				}
+			default:
+				return fmt.Errorf("field %s: unknown handoff tag rule %q", f.Name, rule)
+			}
+		}
+		fields[name] = field
 	}
+	return nil
 }
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()

@@ -84,7 +84,11 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 func (s *Service) Register(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, k := range s.kinds {
-			shape, err := json.Marshal(ShapeOf(k.ArgsType))
+			argsShape, err := ShapeOf(k.ArgsType)
+			if err != nil {
+				return fmt.Errorf("shape of kind %q: %w", k.Name, err)
+			}
+			shape, err := json.Marshal(argsShape)
 			if err != nil {
 				return fmt.Errorf("encode shape of kind %q: %w", k.Name, err)
 			}
