@@ -91,6 +91,18 @@ AS $$
 $$;
 -- +goose StatementEnd
 
+-- Keys taken before this version carry the hash of the old Go definition;
+-- recompute them so that a resend across the upgrade is still the same
+-- request. run_at as sent is not stored: a task that has not run yet and is
+-- scheduled after its creation was sent with run_at = scheduled_at; any
+-- other is taken as sent without run_at (wrong only for a task sent with a
+-- run_at that has already run: its resend gets 409, as before this version).
+UPDATE tasks SET request_hash = handoff.request_hash(
+    kind, args, queue, priority, max_attempts,
+    CASE WHEN attempt = 0 AND scheduled_at > created_at THEN scheduled_at END,
+    NULL)
+WHERE idempotency_key IS NOT NULL;
+
 -- +goose StatementBegin
 CREATE FUNCTION handoff_job_request_hash() RETURNS trigger
 LANGUAGE plpgsql
