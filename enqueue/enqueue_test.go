@@ -324,3 +324,35 @@ func TestSamePaths(t *testing.T) {
 		require.Equal(t, first.taskID(t), again.taskID(t))
 	})
 }
+
+// TestHTTPFields: callback_url over HTTP is checked by the same rules, shown
+// in the task object; tenant is not a body field (API keys will decide it).
+func TestHTTPFields(t *testing.T) {
+	t.Parallel()
+	bundle := setup(t, false)
+
+	bad := bundle.post(t, `{"kind": "noop", "callback_url": "ftp://app.example/done"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, bad.status, string(bad.body))
+	require.Equal(t, "application/problem+json", bad.header.Get("Content-Type"))
+	var problem struct {
+		Errors map[string]string `json:"errors"`
+	}
+	require.NoError(t, json.Unmarshal(bad.body, &problem))
+	require.Contains(t, problem.Errors["callback_url"], "absolute http or https URL")
+
+	tenant := bundle.post(t, `{"kind": "noop", "tenant": "acme"}`)
+	require.GreaterOrEqual(t, tenant.status, 400, string(tenant.body))
+	require.Less(t, tenant.status, 500, string(tenant.body))
+	tasks, jobRows := bundle.count(t)
+	require.Zero(t, tasks)
+	require.Zero(t, jobRows)
+
+	good := bundle.post(t, `{"kind": "noop", "callback_url": "https://app.example/done?order=7"}`)
+	require.Equal(t, http.StatusAccepted, good.status, string(good.body))
+	var object map[string]any
+	require.NoError(t, json.Unmarshal(good.body, &object))
+	require.Equal(t, "https://app.example/done?order=7", object["callback_url"])
+	var stored string
+	require.NoError(t, bundle.pool.QueryRow(t.Context(), "SELECT tenant FROM tasks WHERE id = $1", good.taskID(t)).Scan(&stored))
+	require.Equal(t, "default", stored)
+}
