@@ -1,9 +1,6 @@
 -- name: TaskGetByID :one
 SELECT * FROM tasks WHERE id = @id;
 
--- name: TaskGetByIdempotencyKey :one
-SELECT * FROM tasks WHERE tenant = @tenant AND idempotency_key = @idempotency_key;
-
 -- TaskGetByIdempotencyKeyForRequest finds the task holding a key and tells
 -- whether it was created from the same request, by the one definition of a
 -- request's hash (handoff.request_hash, migration 00012).

@@ -117,43 +117,6 @@ func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, er
 	return &i, err
 }
 
-const taskGetByIdempotencyKey = `-- name: TaskGetByIdempotencyKey :one
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks WHERE tenant = $1 AND idempotency_key = $2
-`
-
-type TaskGetByIdempotencyKeyParams struct {
-	Tenant         string
-	IdempotencyKey *string
-}
-
-func (q *Queries) TaskGetByIdempotencyKey(ctx context.Context, db DBTX, arg TaskGetByIdempotencyKeyParams) (*Task, error) {
-	row := db.QueryRow(ctx, taskGetByIdempotencyKey, arg.Tenant, arg.IdempotencyKey)
-	var i Task
-	err := row.Scan(
-		&i.ID,
-		&i.Kind,
-		&i.Queue,
-		&i.Priority,
-		&i.Args,
-		&i.State,
-		&i.Attempt,
-		&i.MaxAttempts,
-		&i.Errors,
-		&i.Result,
-		&i.Progress,
-		&i.IdempotencyKey,
-		&i.RequestHash,
-		&i.CreatedAt,
-		&i.ScheduledAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.CancelRequestedAt,
-		&i.Tenant,
-		&i.CallbackURL,
-	)
-	return &i, err
-}
-
 const taskGetByIdempotencyKeyForRequest = `-- name: TaskGetByIdempotencyKeyForRequest :one
 SELECT tasks.id, tasks.kind, tasks.queue, tasks.priority, tasks.args, tasks.state, tasks.attempt, tasks.max_attempts, tasks.errors, tasks.result, tasks.progress, tasks.idempotency_key, tasks.request_hash, tasks.created_at, tasks.scheduled_at, tasks.started_at, tasks.finished_at, tasks.cancel_requested_at, tasks.tenant, tasks.callback_url,
        tasks.request_hash = handoff.request_hash(

@@ -105,10 +105,6 @@ func (s *Service) Register(ctx context.Context) error {
 	})
 }
 
-// Validator returns the service's validator, the rules behind every way of
-// creating a task.
-func (s *Service) Validator() *Validator { return s.validator }
-
 // errKeyTaken means a concurrent request committed the same idempotency key
 // first; the insert is rolled back and the winner's task returned.
 var errKeyTaken = errors.New("idempotency key taken")
@@ -118,7 +114,8 @@ var errKeyTaken = errors.New("idempotency key taken")
 // request with the same idempotency key returns the existing task and false.
 //
 // Errors: *ValidationError for a bad request (nothing is written),
-// ErrIdempotencyConflict for a key reused with another request.
+// *IdempotencyConflictError (errors.Is ErrIdempotencyConflict) for a key
+// reused with another request.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, error) {
 	p, err := s.validator.Prepare(req)
 	if err != nil {
@@ -157,7 +154,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 	return t, true, err
 }
 
-// insert writes the job, and through the trigger of migration 00010 its
+// insert writes the job, and through the trigger of migrations 00010/00012 its
 // tasks row, in one INSERT statement: the task is accepted exactly when that
 // statement's success comes back, and on an error from Postgres nothing was
 // written. When no answer came back and the request has an idempotency key,
