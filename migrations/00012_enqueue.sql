@@ -10,7 +10,7 @@
 --    returns the task id. It checks what SQL can at call time and raises
 --    SQLSTATE 22023 (invalid_parameter_value, the field in COLUMN) for a bad
 --    request and 23505 (unique_violation, CONSTRAINT
---    tasks_tenant_idempotency_key_idx, the holding task in DETAIL) for an
+--    tasks_idempotency_key_idx, the holding task in DETAIL) for an
 --    idempotency key reused with another request, so the caller's
 --    transaction fails rather than a task failing later.
 --
@@ -47,8 +47,10 @@ ALTER TABLE tasks
     ADD COLUMN tenant text NOT NULL DEFAULT 'default',
     ADD COLUMN callback_url text;
 
+-- Same name as before, so a binary from before this version still knows a
+-- duplicate key when it sees one during a rolling deploy.
 DROP INDEX tasks_idempotency_key_idx;
-CREATE UNIQUE INDEX tasks_tenant_idempotency_key_idx ON tasks (tenant, idempotency_key)
+CREATE UNIQUE INDEX tasks_idempotency_key_idx ON tasks (tenant, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 
 -- The kinds the server runs, and what SQL can check of their args: shape is
@@ -307,7 +309,7 @@ BEGIN
                 RETURN task_id;
             EXCEPTION WHEN unique_violation THEN
                 GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
-                IF violated IS DISTINCT FROM 'tasks_tenant_idempotency_key_idx' THEN
+                IF violated IS DISTINCT FROM 'tasks_idempotency_key_idx' THEN
                     RAISE;
                 END IF;
                 -- A concurrent call committed the key first; its task is
@@ -326,7 +328,7 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'idempotency key "%" was already used with a different request by task %', idempotency_key, found_id
             USING ERRCODE = 'unique_violation',
-                  CONSTRAINT = 'tasks_tenant_idempotency_key_idx',
+                  CONSTRAINT = 'tasks_idempotency_key_idx',
                   TABLE = 'tasks',
                   DETAIL = format('held by task %s', found_id),
                   HINT = format('GET /v1/tasks/%s', found_id);
@@ -471,7 +473,7 @@ DROP FUNCTION IF EXISTS handoff.request_hash(text, jsonb, text, integer, integer
 DROP TABLE IF EXISTS handoff.queues;
 DROP TABLE IF EXISTS handoff.kinds;
 -- Keys unique across tenants again: fails if two tenants share a key.
-DROP INDEX IF EXISTS tasks_tenant_idempotency_key_idx;
+DROP INDEX IF EXISTS tasks_idempotency_key_idx;
 CREATE UNIQUE INDEX tasks_idempotency_key_idx ON tasks (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 ALTER TABLE tasks DROP COLUMN IF EXISTS callback_url, DROP COLUMN IF EXISTS tenant;

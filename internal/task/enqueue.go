@@ -24,7 +24,7 @@ const (
 
 // idempotencyIndex is the unique index that refuses a second task with the
 // same idempotency key in a tenant (migration 00012).
-const idempotencyIndex = "tasks_tenant_idempotency_key_idx"
+const idempotencyIndex = "tasks_idempotency_key_idx"
 
 // EnqueueTx inserts the task of p in tx, the caller's transaction, through
 // handoff.enqueue, which checks the request again in SQL and applies its

@@ -193,7 +193,7 @@ func TestEnqueueSQL(t *testing.T) {
 
 		_, err := bundle.pool.Exec(ctx, `SELECT handoff.enqueue('sleep', '{"seconds": 2}', idempotency_key => 'k')`)
 		pgErr := requirePgError(t, err, "23505", "")
-		require.Equal(t, "tasks_tenant_idempotency_key_idx", pgErr.ConstraintName)
+		require.Equal(t, "tasks_idempotency_key_idx", pgErr.ConstraintName)
 		require.Equal(t, fmt.Sprintf("held by task %d", id), pgErr.Detail)
 
 		// Keys are per tenant.
