@@ -90,6 +90,10 @@ type Kind struct {
 	// river_job.kind column.
 	Name string
 
+	// ArgsType is the kind's args type, from which internal/task derives
+	// the args' shape that SQL enqueue checks (handoff.kinds).
+	ArgsType reflect.Type
+
 	parseFunc     func(raw json.RawMessage) (river.JobArgs, error)
 	addWorkerFunc func(workers *river.Workers) error
 
@@ -104,6 +108,7 @@ func NewKind[T Args](worker river.Worker[T]) Kind {
 	var zero T
 	return Kind{
 		Name:      zero.Kind(),
+		ArgsType:  reflect.TypeFor[T](),
 		uniqueErr: checkNotUnique(zero),
 		parseFunc: func(raw json.RawMessage) (river.JobArgs, error) {
 			var args T

@@ -18,9 +18,9 @@ const SleepMaxSeconds = 3600
 // fails its first FailTimes attempts, then sleeps, reporting progress.
 type SleepArgs struct {
 	// Seconds is how long to sleep, 0 to SleepMaxSeconds; fractions allowed.
-	Seconds *float64 `json:"seconds"`
+	Seconds *float64 `json:"seconds" handoff:"required,min=0,max=3600"`
 	// FailTimes is how many attempts fail before one succeeds.
-	FailTimes int `json:"fail_times,omitempty"`
+	FailTimes int `json:"fail_times,omitempty" handoff:"min=0,max=100"`
 }
 
 // Kind returns "sleep".

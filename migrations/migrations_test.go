@@ -191,7 +191,7 @@ func requireUp(ctx context.Context, t *testing.T, bundle *testBundle) {
 		"SELECT relname FROM pg_class WHERE oid = to_regclass('tasks')"))
 	require.ElementsMatch(t, []string{
 		"river_job_task_sync", "river_job_task_deleted", "river_job_task_insert",
-		"river_job_attempt_guard", "river_job_attempt_start",
+		"river_job_attempt_guard", "river_job_attempt_start", "river_job_request_hash",
 	}, queryStrings(ctx, t, bundle.pool,
 		"SELECT tgname FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND NOT tgisinternal"))
 	// Every trigger function finds tasks where the migration made it,
@@ -199,6 +199,7 @@ func requireUp(ctx context.Context, t *testing.T, bundle *testBundle) {
 	require.ElementsMatch(t, []string{
 		"handoff_task_sync", "handoff_task_job_deleted", "handoff_task_insert",
 		"handoff_job_attempt_mismatch", "handoff_job_attempt_start",
+		"handoff_job_request_hash", "handoff_task_callback",
 	}, queryStrings(ctx, t, bundle.pool, `
 		SELECT proname FROM pg_proc
 		WHERE proname LIKE 'handoff\_%' AND EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%')`))

@@ -74,6 +74,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("create River client: %w", err)
 	}
 	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{Queues: slices.Collect(maps.Keys(queues)), Logger: logger})
+	// handoff.enqueue checks SQL callers' kinds and queues against these.
+	if err := tasks.Register(ctx); err != nil {
+		return fmt.Errorf("record kinds and queues: %w", err)
+	}
 
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,

@@ -88,8 +88,7 @@ func TestHostileInput(t *testing.T) {
 		// Idempotency-Key header: one, not blank.
 		{name: "TwoKeyHeaders", body: `{"kind": "noop"}`, header: [][2]string{{"Idempotency-Key", "a"}, {"Idempotency-Key", "b"}}, status: 400, detail: "Idempotency-Key header is given more than once"},
 		{name: "BlankKeyHeader", body: `{"kind": "noop"}`, header: [][2]string{{"Idempotency-Key", "   "}}, status: 422, detail: "Idempotency-Key header is empty"},
-		{name: "BlankBodyKey", body: `{"kind": "noop", "idempotency_key": "   "}`, status: 422, detail: "idempotency_key: must not begin or end with white space"},
-		{name: "PaddedBodyKey", body: `{"kind": "noop", "idempotency_key": " k"}`, status: 422, detail: "idempotency_key: must not begin or end with white space"},
+		{name: "BlankBodyKey", body: `{"kind": "noop", "idempotency_key": "   "}`, status: 422, detail: "idempotency_key: must not be only whitespace"},
 
 		// Unclean paths get a problem+json 404, never a redirect.
 		{name: "DoubleSlash", method: "GET", path: "/v1//tasks", status: 404, detail: "not a canonical path"},

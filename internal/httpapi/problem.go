@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,6 +24,8 @@ type problem struct {
 	Detail   string            `json:"detail"`
 	Instance string            `json:"instance,omitempty"`
 	Errors   map[string]string `json:"errors,omitempty"`
+	// TaskID names the task that holds a reused idempotency key (409).
+	TaskID int64 `json:"task_id,omitempty"`
 }
 
 // requestError is a client mistake found by this package (a malformed body,
@@ -50,6 +53,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		reqErr      *requestError
 		validation  *task.ValidationError
 		maxBytesErr *http.MaxBytesError
+		conflict    *task.IdempotencyConflictError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -61,6 +65,10 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		p.Status, p.Detail, p.Errors = http.StatusUnprocessableEntity, "the request is invalid: "+validation.Error(), validation.Fields
 	case errors.Is(err, task.ErrNotFound):
 		p.Status, p.Detail = http.StatusNotFound, "no task has this id"
+	case errors.As(err, &conflict):
+		// The task that holds the key, for a client that lost its answer.
+		w.Header().Set("Location", "/v1/tasks/"+strconv.FormatInt(conflict.TaskID, 10))
+		p.Status, p.Detail, p.TaskID = http.StatusConflict, err.Error(), conflict.TaskID
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

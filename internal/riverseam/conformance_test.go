@@ -162,6 +162,41 @@ func TestConformance(t *testing.T) {
 		require.Equal(t, rivertype.JobStateScheduled, job.State)
 	})
 
+	t.Run("InsertWithTaskMetadata", func(t *testing.T) {
+		t.Parallel()
+		bundle := setupSeam(t, seamOpts{noStart: true})
+		// What Service.Create and migration 00012 put in a job's metadata;
+		// the BEFORE INSERT trigger adds the request hash.
+		meta := fmt.Sprintf(`{%q: "acme", %q: "k-1", %q: "https://app.example/cb", %q: %q}`,
+			riverseam.MetadataKeyTenant, riverseam.MetadataKeyIdempotencyKey,
+			riverseam.MetadataKeyCallbackURL, riverseam.MetadataKeyRunAt, future.UTC().Format(time.RFC3339Nano))
+		res, err := bundle.client.Insert(t.Context(), seamArgs{}, &river.InsertOpts{ScheduledAt: future, Metadata: []byte(meta)})
+		require.NoError(t, err)
+		want, err := riverseam.TaskRow(res.Job)
+		require.NoError(t, err)
+		require.Equal(t, "acme", want.Tenant)
+		require.Len(t, want.RequestHash, 32, "the job River returns carries the hash")
+		seamtest.RequireNoDrift(t, bundle.pool, res.Job.ID)
+	})
+
+	t.Run("SQLEnqueueAndCallback", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setupSeam(t, seamOpts{idleBelow: riverseam.DefaultIdleBelow})
+		_, err := bundle.pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('test_seam', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`)
+		require.NoError(t, err)
+		var scheduled, id int64
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('test_seam', '{}', run_at => $1, idempotency_key => 'k', tenant => 'acme')`, future).Scan(&scheduled))
+		seamtest.RequireNoDrift(t, bundle.pool, scheduled)
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('test_seam', '{}', callback_url => 'https://app.example/cb')`).Scan(&id))
+		waitJob(t, bundle.pool, id, "completed", inState(rivertype.JobStateCompleted))
+		stop(t, bundle.client)
+		seamtest.RequireNoDrift(t, bundle.pool, id)
+		var callback int64
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT id FROM river_job WHERE kind = 'http' AND (metadata ->> 'handoff_callback_of')::bigint = $1`, id).Scan(&callback))
+		seamtest.RequireNoDrift(t, bundle.pool, callback)
+	})
+
 	t.Run("InsertMany", func(t *testing.T) {
 		t.Parallel()
 		bundle := setupSeam(t, seamOpts{})

@@ -4,7 +4,7 @@
 // marks every outcome with its attempt (Middleware), the metadata keys
 // Handoff writes (MetadataKey...), and the Go projection of a job into its
 // tasks row (TaskRow). The SQL half of the seam, the triggers on river_job,
-// is in migrations/ (00009, 00010, 00011). The conformance suite in this
+// is in migrations/ (00009, 00010, 00011, 00012). The conformance suite in this
 // package's tests drives every River transition and checks that the tasks
 // row agrees with river_job; it is the first thing to run after a River
 // upgrade (CHANGELOG.md, "River upgrade checklist").
@@ -65,4 +65,14 @@
 //  9. River's AttemptError encodes as {"at", "attempt", "error", "trace"},
 //     which the sync trigger copies into tasks.errors and the API reads.
 //     rivertype@v0.51.2/river_type.go.
+//  10. handoff.insert_job (migration 00012) writes the row InsertTx writes
+//     (columns and defaults of JobInsertFastMany: tags '{}', state
+//     'available' or 'scheduled', scheduled_at now() when not given) and
+//     sends River's insert NOTIFY for an available job: topic
+//     <current_schema>.river_insert, payload {"queue": name}.
+//     riverpgxv5@v0.51.2/internal/dbsqlc/river_job.sql (JobInsertFastMany),
+//     riverpgxv5@v0.51.2/internal/dbsqlc/pg_misc.sql (PGNotifyMany),
+//     river@v0.51.2/client.go (insertManyShared,
+//     maybeNotifyInsertForQueues), river@v0.51.2/internal/notifier/notifier.go
+//     (NotificationTopicInsert).
 package riverseam

@@ -14,4 +14,14 @@ const (
 	// tasks row.
 	MetadataKeyIdempotencyKey = "handoff_idempotency_key"
 	MetadataKeyRequestHash    = "handoff_request_hash"
+
+	// MetadataKeyTenant is the task's tenant (tasks.tenant; absent means
+	// "default"), MetadataKeyCallbackURL its callback URL
+	// (tasks.callback_url), MetadataKeyRunAt its run_at as the client sent
+	// it, which the request hash covers. Migration 00012 reads them; its
+	// BEFORE INSERT trigger writes MetadataKeyRequestHash from them and the
+	// job's columns for every job with an idempotency key.
+	MetadataKeyTenant      = "handoff_tenant"
+	MetadataKeyCallbackURL = "handoff_callback_url"
+	MetadataKeyRunAt       = "handoff_run_at"
 )

@@ -11,7 +11,7 @@ import (
 )
 
 // TaskRow is the Go projection of a job into its tasks row: what the
-// triggers of migrations 00010 (insert) and 00011 (handoff_task_sync) write
+// triggers of migrations 00010 and 00012 (insert) and 00011 (handoff_task_sync) write
 // for it. Service.Create answers with it for the job it just inserted, and
 // the conformance suite compares it with the row the triggers wrote: the two
 // must never disagree.
@@ -31,6 +31,8 @@ func TaskRow(job *rivertype.JobRow) (*store.Task, error) {
 		Output         json.RawMessage `json:"output"`
 		IdempotencyKey *string         `json:"handoff_idempotency_key"`
 		RequestHash    *string         `json:"handoff_request_hash"`
+		Tenant         *string         `json:"handoff_tenant"`
+		CallbackURL    *string         `json:"handoff_callback_url"`
 	}
 	if len(job.Metadata) > 0 {
 		if err := json.Unmarshal(job.Metadata, &meta); err != nil {
@@ -52,6 +54,11 @@ func TaskRow(job *rivertype.JobRow) (*store.Task, error) {
 		ScheduledAt:    job.ScheduledAt,
 		StartedAt:      job.AttemptedAt,
 		FinishedAt:     job.FinalizedAt,
+		Tenant:         "default",
+		CallbackURL:    meta.CallbackURL,
+	}
+	if meta.Tenant != nil {
+		row.Tenant = *meta.Tenant
 	}
 	if job.State == rivertype.JobStateCompleted && len(meta.Output) > 0 {
 		row.Result = meta.Output

@@ -28,4 +28,6 @@ type Task struct {
 	StartedAt         *time.Time
 	FinishedAt        *time.Time
 	CancelRequestedAt *time.Time
+	Tenant            string
+	CallbackURL       *string
 }

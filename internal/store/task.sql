@@ -1,8 +1,35 @@
 -- name: TaskGetByID :one
 SELECT * FROM tasks WHERE id = @id;
 
--- name: TaskGetByIdempotencyKey :one
-SELECT * FROM tasks WHERE idempotency_key = @idempotency_key;
+-- TaskGetByIdempotencyKeyForRequest finds the task holding a key and tells
+-- whether it was created from the same request, by the one definition of a
+-- request's hash (handoff.request_hash, migration 00012).
+-- name: TaskGetByIdempotencyKeyForRequest :one
+SELECT sqlc.embed(tasks),
+       tasks.request_hash = handoff.request_hash(
+           @kind::text, @args::jsonb, @queue::text, @priority::integer,
+           @max_attempts::integer, sqlc.narg(run_at)::timestamptz,
+           sqlc.narg(callback_url)::text)::bytea AS same_request
+FROM tasks
+WHERE tenant = @tenant AND idempotency_key = @idempotency_key;
+
+-- TaskEnqueue inserts a task in the caller's transaction through
+-- handoff.enqueue (migration 00012), which checks the request again in SQL
+-- and applies its idempotency key.
+-- name: TaskEnqueue :one
+SELECT handoff.enqueue(
+    @kind::text, @args::jsonb, sqlc.narg(queue)::text, sqlc.narg(priority)::integer,
+    sqlc.narg(max_attempts)::integer, sqlc.narg(run_at)::timestamptz,
+    sqlc.narg(idempotency_key)::text, sqlc.narg(callback_url)::text,
+    sqlc.narg(tenant)::text)::bigint AS id;
+
+-- name: KindUpsert :exec
+INSERT INTO handoff.kinds (kind, shape) VALUES (@kind, @shape)
+ON CONFLICT (kind) DO UPDATE SET shape = excluded.shape, updated_at = now();
+
+-- name: QueueUpsert :exec
+INSERT INTO handoff.queues (name) VALUES (@name)
+ON CONFLICT (name) DO UPDATE SET updated_at = now();
 
 -- The list queries are four plain statements rather than one with optional
 -- filters: each then has a plan that walks one index backwards from the

@@ -8,7 +8,33 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
+
+const kindUpsert = `-- name: KindUpsert :exec
+INSERT INTO handoff.kinds (kind, shape) VALUES ($1, $2)
+ON CONFLICT (kind) DO UPDATE SET shape = excluded.shape, updated_at = now()
+`
+
+type KindUpsertParams struct {
+	Kind  string
+	Shape json.RawMessage
+}
+
+func (q *Queries) KindUpsert(ctx context.Context, db DBTX, arg KindUpsertParams) error {
+	_, err := db.Exec(ctx, kindUpsert, arg.Kind, arg.Shape)
+	return err
+}
+
+const queueUpsert = `-- name: QueueUpsert :exec
+INSERT INTO handoff.queues (name) VALUES ($1)
+ON CONFLICT (name) DO UPDATE SET updated_at = now()
+`
+
+func (q *Queries) QueueUpsert(ctx context.Context, db DBTX, name string) error {
+	_, err := db.Exec(ctx, queueUpsert, name)
+	return err
+}
 
 const taskCancelRequestedSet = `-- name: TaskCancelRequestedSet :exec
 UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1
@@ -19,8 +45,48 @@ func (q *Queries) TaskCancelRequestedSet(ctx context.Context, db DBTX, id int64)
 	return err
 }
 
+const taskEnqueue = `-- name: TaskEnqueue :one
+SELECT handoff.enqueue(
+    $1::text, $2::jsonb, $3::text, $4::integer,
+    $5::integer, $6::timestamptz,
+    $7::text, $8::text,
+    $9::text)::bigint AS id
+`
+
+type TaskEnqueueParams struct {
+	Kind           string
+	Args           json.RawMessage
+	Queue          *string
+	Priority       *int32
+	MaxAttempts    *int32
+	RunAt          *time.Time
+	IdempotencyKey *string
+	CallbackURL    *string
+	Tenant         *string
+}
+
+// TaskEnqueue inserts a task in the caller's transaction through
+// handoff.enqueue (migration 00012), which checks the request again in SQL
+// and applies its idempotency key.
+func (q *Queries) TaskEnqueue(ctx context.Context, db DBTX, arg TaskEnqueueParams) (int64, error) {
+	row := db.QueryRow(ctx, taskEnqueue,
+		arg.Kind,
+		arg.Args,
+		arg.Queue,
+		arg.Priority,
+		arg.MaxAttempts,
+		arg.RunAt,
+		arg.IdempotencyKey,
+		arg.CallbackURL,
+		arg.Tenant,
+	)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
 const taskGetByID = `-- name: TaskGetByID :one
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks WHERE id = $1
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks WHERE id = $1
 `
 
 func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, error) {
@@ -45,43 +111,84 @@ func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, er
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.CancelRequestedAt,
+		&i.Tenant,
+		&i.CallbackURL,
 	)
 	return &i, err
 }
 
-const taskGetByIdempotencyKey = `-- name: TaskGetByIdempotencyKey :one
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks WHERE idempotency_key = $1
+const taskGetByIdempotencyKeyForRequest = `-- name: TaskGetByIdempotencyKeyForRequest :one
+SELECT tasks.id, tasks.kind, tasks.queue, tasks.priority, tasks.args, tasks.state, tasks.attempt, tasks.max_attempts, tasks.errors, tasks.result, tasks.progress, tasks.idempotency_key, tasks.request_hash, tasks.created_at, tasks.scheduled_at, tasks.started_at, tasks.finished_at, tasks.cancel_requested_at, tasks.tenant, tasks.callback_url,
+       tasks.request_hash = handoff.request_hash(
+           $1::text, $2::jsonb, $3::text, $4::integer,
+           $5::integer, $6::timestamptz,
+           $7::text)::bytea AS same_request
+FROM tasks
+WHERE tenant = $8 AND idempotency_key = $9
 `
 
-func (q *Queries) TaskGetByIdempotencyKey(ctx context.Context, db DBTX, idempotencyKey *string) (*Task, error) {
-	row := db.QueryRow(ctx, taskGetByIdempotencyKey, idempotencyKey)
-	var i Task
+type TaskGetByIdempotencyKeyForRequestParams struct {
+	Kind           string
+	Args           json.RawMessage
+	Queue          string
+	Priority       int32
+	MaxAttempts    int32
+	RunAt          *time.Time
+	CallbackURL    *string
+	Tenant         string
+	IdempotencyKey *string
+}
+
+type TaskGetByIdempotencyKeyForRequestRow struct {
+	Task        Task
+	SameRequest bool
+}
+
+// TaskGetByIdempotencyKeyForRequest finds the task holding a key and tells
+// whether it was created from the same request, by the one definition of a
+// request's hash (handoff.request_hash, migration 00012).
+func (q *Queries) TaskGetByIdempotencyKeyForRequest(ctx context.Context, db DBTX, arg TaskGetByIdempotencyKeyForRequestParams) (*TaskGetByIdempotencyKeyForRequestRow, error) {
+	row := db.QueryRow(ctx, taskGetByIdempotencyKeyForRequest,
+		arg.Kind,
+		arg.Args,
+		arg.Queue,
+		arg.Priority,
+		arg.MaxAttempts,
+		arg.RunAt,
+		arg.CallbackURL,
+		arg.Tenant,
+		arg.IdempotencyKey,
+	)
+	var i TaskGetByIdempotencyKeyForRequestRow
 	err := row.Scan(
-		&i.ID,
-		&i.Kind,
-		&i.Queue,
-		&i.Priority,
-		&i.Args,
-		&i.State,
-		&i.Attempt,
-		&i.MaxAttempts,
-		&i.Errors,
-		&i.Result,
-		&i.Progress,
-		&i.IdempotencyKey,
-		&i.RequestHash,
-		&i.CreatedAt,
-		&i.ScheduledAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.CancelRequestedAt,
+		&i.Task.ID,
+		&i.Task.Kind,
+		&i.Task.Queue,
+		&i.Task.Priority,
+		&i.Task.Args,
+		&i.Task.State,
+		&i.Task.Attempt,
+		&i.Task.MaxAttempts,
+		&i.Task.Errors,
+		&i.Task.Result,
+		&i.Task.Progress,
+		&i.Task.IdempotencyKey,
+		&i.Task.RequestHash,
+		&i.Task.CreatedAt,
+		&i.Task.ScheduledAt,
+		&i.Task.StartedAt,
+		&i.Task.FinishedAt,
+		&i.Task.CancelRequestedAt,
+		&i.Task.Tenant,
+		&i.Task.CallbackURL,
+		&i.SameRequest,
 	)
 	return &i, err
 }
 
 const taskListPage = `-- name: TaskListPage :many
 
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
 WHERE id < $1
 ORDER BY id DESC
 LIMIT $2
@@ -123,6 +230,8 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.CancelRequestedAt,
+			&i.Tenant,
+			&i.CallbackURL,
 		); err != nil {
 			return nil, err
 		}
@@ -135,7 +244,7 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 }
 
 const taskListPageByKind = `-- name: TaskListPageByKind :many
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
 WHERE kind = $1 AND id < $2
 ORDER BY id DESC
 LIMIT $3
@@ -175,6 +284,8 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.CancelRequestedAt,
+			&i.Tenant,
+			&i.CallbackURL,
 		); err != nil {
 			return nil, err
 		}
@@ -187,7 +298,7 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 }
 
 const taskListPageByKindState = `-- name: TaskListPageByKindState :many
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
 WHERE kind = $1 AND state = $2 AND id < $3
 ORDER BY id DESC
 LIMIT $4
@@ -233,6 +344,8 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.CancelRequestedAt,
+			&i.Tenant,
+			&i.CallbackURL,
 		); err != nil {
 			return nil, err
 		}
@@ -245,7 +358,7 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 }
 
 const taskListPageByState = `-- name: TaskListPageByState :many
-SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at FROM tasks
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
 WHERE state = $1 AND id < $2
 ORDER BY id DESC
 LIMIT $3
@@ -285,6 +398,8 @@ func (q *Queries) TaskListPageByState(ctx context.Context, db DBTX, arg TaskList
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.CancelRequestedAt,
+			&i.Tenant,
+			&i.CallbackURL,
 		); err != nil {
 			return nil, err
 		}

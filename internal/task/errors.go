@@ -2,6 +2,7 @@ package task
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -37,4 +38,20 @@ func (e *ValidationError) Error() string {
 		parts = append(parts, field+": "+e.Fields[field])
 	}
 	return strings.Join(parts, "; ")
+}
+
+// IdempotencyConflictError is ErrIdempotencyConflict with the task that
+// holds the key (errors.Is(err, ErrIdempotencyConflict) holds for it).
+type IdempotencyConflictError struct {
+	// TaskID is the task created with the key.
+	TaskID int64
+}
+
+func (e *IdempotencyConflictError) Error() string {
+	return fmt.Sprintf("%s: task %d holds the key", ErrIdempotencyConflict, e.TaskID)
+}
+
+// Is makes errors.Is(err, ErrIdempotencyConflict) true.
+func (e *IdempotencyConflictError) Is(target error) bool {
+	return target == ErrIdempotencyConflict
 }

@@ -10,10 +10,10 @@ import (
 
 // BenchmarkPrepare measures the validation every POST /v1/tasks runs before
 // it touches the database: kind lookup, strict args decoding, the kind's
-// Validate, options, and the request hash when an idempotency key is given.
+// Validate and options (the request hash is the database's).
 // No database: it runs under -short too.
 func BenchmarkPrepare(b *testing.B) {
-	svc := NewService(nil, nil, jobs.Kinds(jobs.Deps{}), nil)
+	v := NewValidator(jobs.Kinds(jobs.Deps{}), nil, nil)
 	runAt := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, bc := range []struct {
 		name string
@@ -27,7 +27,7 @@ func BenchmarkPrepare(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				p, err := svc.prepare(bc.req)
+				p, err := v.Prepare(bc.req)
 				if bc.name == "invalid" {
 					if err == nil {
 						b.Fatal("invalid request accepted")

@@ -1,21 +1,14 @@
 package task
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
-	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,20 +16,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/store"
 	"github.com/handoff/handoff/jobs"
-)
-
-// Limits on a create request.
-const (
-	MaxAttemptsLimit      = 1000
-	IdempotencyKeyMaxLen  = 255
-	DefaultQueue          = river.QueueDefault
-	ListLimitDefault      = 50
-	ListLimitMax          = 100
-	runAtFutureLimitYears = 10
 )
 
 // JobClient is the part of River's client that the service uses. Its methods
@@ -49,13 +31,13 @@ type JobClient interface {
 
 // Service accepts, reads and controls tasks.
 type Service struct {
-	pool    *pgxpool.Pool
-	jobs    JobClient
-	kinds   map[string]jobs.Kind
-	queues  map[string]bool
-	queries *store.Queries
-	nowFunc func() time.Time
-	logger  *slog.Logger
+	pool      *pgxpool.Pool
+	jobs      JobClient
+	kinds     []jobs.Kind
+	queues    []string
+	validator *Validator
+	queries   *store.Queries
+	logger    *slog.Logger
 }
 
 // ServiceOpts are optional settings for NewService; nil means defaults.
@@ -80,184 +62,59 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 	if opts == nil {
 		opts = &ServiceOpts{}
 	}
-	s := &Service{
-		pool:    pool,
-		jobs:    client,
-		kinds:   make(map[string]jobs.Kind, len(kinds)),
-		queues:  map[string]bool{DefaultQueue: true},
-		queries: store.New(),
-		nowFunc: opts.NowFunc,
-		logger:  cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+	queues := opts.Queues
+	if len(queues) == 0 {
+		queues = []string{DefaultQueue}
 	}
-	if len(opts.Queues) > 0 {
-		s.queues = make(map[string]bool, len(opts.Queues))
-		for _, q := range opts.Queues {
-			s.queues[q] = true
-		}
+	return &Service{
+		pool:      pool,
+		jobs:      client,
+		kinds:     kinds,
+		queues:    queues,
+		validator: NewValidator(kinds, queues, opts.NowFunc),
+		queries:   store.New(),
+		logger:    cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 	}
-	if s.nowFunc == nil {
-		s.nowFunc = time.Now
-	}
-	for _, k := range kinds {
-		s.kinds[k.Name] = k
-	}
-	return s
 }
 
-// CreateRequest is a request to run a task.
-type CreateRequest struct {
-	Kind           string          `json:"kind"`
-	Args           json.RawMessage `json:"args"`
-	Queue          string          `json:"queue,omitempty"`
-	Priority       int             `json:"priority,omitempty"`
-	MaxAttempts    int             `json:"max_attempts,omitempty"`
-	RunAt          *time.Time      `json:"run_at,omitempty"`
-	IdempotencyKey string          `json:"idempotency_key,omitempty"`
-}
-
-// prepared is a validated CreateRequest, ready to insert.
-type prepared struct {
-	args        river.JobArgs
-	opts        *river.InsertOpts
-	key         *string
-	requestHash []byte
-}
-
-// prepare validates req completely before anything touches the database, so
-// a rejected request writes nothing.
-func (s *Service) prepare(req CreateRequest) (*prepared, error) {
-	problems := map[string]string{}
-	var args river.JobArgs
-	switch kind, ok := s.kinds[req.Kind]; {
-	case req.Kind == "":
-		problems["kind"] = "is required; known kinds: " + s.kindNames()
-	case !ok:
-		problems["kind"] = fmt.Sprintf("unknown kind %s; known kinds: %s", jsonstrict.Quote(req.Kind), s.kindNames())
-	default:
-		var err error
-		if args, err = kind.Parse(req.Args); err != nil {
-			var argsErr jobs.ArgsError
-			if !errors.As(err, &argsErr) {
-				// A kind's Validate may return any error; it still describes
-				// the client's args.
-				argsErr = jobs.ArgsError{"": err.Error()}
+// Register records the service's kinds, with the shape of their args, and
+// its queues in handoff.kinds and handoff.queues, where handoff.enqueue
+// checks a request from SQL. The server calls it at start-up; it only adds
+// and updates, so servers with other kinds may share the database.
+func (s *Service) Register(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, k := range s.kinds {
+			argsShape, err := ShapeOf(k.ArgsType)
+			if err != nil {
+				return fmt.Errorf("shape of kind %q: %w", k.Name, err)
 			}
-			for field, msg := range argsErr {
-				problems[strings.TrimSuffix("args."+field, ".")] = msg
+			shape, err := json.Marshal(argsShape)
+			if err != nil {
+				return fmt.Errorf("encode shape of kind %q: %w", k.Name, err)
+			}
+			if err := s.queries.KindUpsert(ctx, tx, store.KindUpsertParams{Kind: k.Name, Shape: shape}); err != nil {
+				return fmt.Errorf("record kind %q: %w", k.Name, err)
 			}
 		}
-	}
-
-	queue := req.Queue
-	if queue == "" {
-		queue = DefaultQueue
-	} else if !s.queues[queue] {
-		problems["queue"] = fmt.Sprintf("unknown queue %s; served queues: %s", jsonstrict.Quote(queue), strings.Join(slices.Sorted(maps.Keys(s.queues)), ", "))
-	}
-	priority := req.Priority
-	if priority == 0 {
-		priority = 1
-	} else if priority < 1 || priority > 4 {
-		problems["priority"] = "must be between 1 (highest) and 4"
-	}
-	if req.MaxAttempts < 0 || req.MaxAttempts > MaxAttemptsLimit {
-		problems["max_attempts"] = fmt.Sprintf("must be between 1 and %d", MaxAttemptsLimit)
-	}
-	var scheduledAt time.Time
-	if req.RunAt != nil {
-		now := s.nowFunc()
-		switch runAt := req.RunAt.UTC(); {
-		case runAt.After(now.AddDate(runAtFutureLimitYears, 0, 0)):
-			problems["run_at"] = fmt.Sprintf("must be within %d years from now", runAtFutureLimitYears)
-		case runAt.After(now):
-			scheduledAt = runAt
-		default:
-			// A time already past means now. River would store it as
-			// scheduled and leave it to its scheduler, up to 5 s later.
+		for _, q := range s.queues {
+			if err := s.queries.QueueUpsert(ctx, tx, q); err != nil {
+				return fmt.Errorf("record queue %q: %w", q, err)
+			}
 		}
-	}
-	var key *string
-	if req.IdempotencyKey != "" {
-		switch {
-		case len(req.IdempotencyKey) > IdempotencyKeyMaxLen:
-			problems["idempotency_key"] = fmt.Sprintf("must be at most %d bytes", IdempotencyKeyMaxLen)
-		case !ValidText(req.IdempotencyKey):
-			problems["idempotency_key"] = "must be valid UTF-8 without NUL characters"
-		case strings.TrimSpace(req.IdempotencyKey) != req.IdempotencyKey:
-			// The header form cannot carry them (HTTP trims them), so a
-			// key with them could never be matched by a header resend.
-			problems["idempotency_key"] = "must not begin or end with white space"
-		}
-		key = &req.IdempotencyKey
-	}
-	if len(problems) > 0 {
-		return nil, &ValidationError{Fields: problems}
-	}
-
-	p := &prepared{
-		args: args,
-		opts: &river.InsertOpts{
-			Queue:       queue,
-			Priority:    priority,
-			MaxAttempts: req.MaxAttempts,
-			ScheduledAt: scheduledAt,
-		},
-		key: key,
-	}
-	if key != nil {
-		hash, err := requestHash(req.Kind, args, p.opts)
-		if err != nil {
-			return nil, err
-		}
-		p.requestHash = hash
-		// The insert trigger (migration 00010) copies these to the
-		// tasks row, where the unique index enforces the key.
-		p.opts.Metadata, err = json.Marshal(map[string]string{
-			riverseam.MetadataKeyIdempotencyKey: *key,
-			riverseam.MetadataKeyRequestHash:    hex.EncodeToString(hash),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("encode idempotency metadata: %w", err)
-		}
-	}
-	return p, nil
+		return nil
+	})
 }
 
 // Validate checks req as Create does, without writing anything: nil, or a
 // *ValidationError naming every bad field.
 func (s *Service) Validate(req CreateRequest) error {
-	_, err := s.prepare(req)
+	_, err := s.validator.Prepare(req)
 	return err
 }
 
-// ValidText reports whether s can be stored in a Postgres text column:
-// valid UTF-8 and no NUL, which Postgres refuses.
-func ValidText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
-}
-
-// requestHash identifies a request by its meaning, not its bytes: args are
-// hashed as re-encoded from their parsed form, so field order and spacing do
-// not make two equal requests differ.
-func requestHash(kind string, args river.JobArgs, opts *river.InsertOpts) ([]byte, error) {
-	canonical, err := json.Marshal(struct {
-		Kind        string        `json:"kind"`
-		Args        river.JobArgs `json:"args"`
-		Queue       string        `json:"queue"`
-		Priority    int           `json:"priority"`
-		MaxAttempts int           `json:"max_attempts"`
-		RunAt       time.Time     `json:"run_at"`
-	}{kind, args, opts.Queue, opts.Priority, cmp.Or(opts.MaxAttempts, river.MaxAttemptsDefault), opts.ScheduledAt})
-	if err != nil {
-		return nil, fmt.Errorf("encode request for hashing: %w", err)
-	}
-	sum := sha256.Sum256(canonical)
-	return sum[:], nil
-}
-
-func (s *Service) kindNames() string {
-	return strings.Join(slices.Sorted(maps.Keys(s.kinds)), ", ")
-}
+// numericOutOfRange is Postgres's SQLSTATE for a number too large for its
+// column.
+const numericOutOfRange = "22003"
 
 // errKeyTaken means a concurrent request committed the same idempotency key
 // first; the insert is rolled back and the winner's task returned.
@@ -268,13 +125,14 @@ var errKeyTaken = errors.New("idempotency key taken")
 // request with the same idempotency key returns the existing task and false.
 //
 // Errors: *ValidationError for a bad request (nothing is written),
-// ErrIdempotencyConflict for a key reused with another request.
+// *IdempotencyConflictError (errors.Is ErrIdempotencyConflict) for a key
+// reused with another request.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, error) {
-	p, err := s.prepare(req)
+	p, err := s.validator.Prepare(req)
 	if err != nil {
 		return nil, false, err
 	}
-	if p.key != nil {
+	if p.IdempotencyKey != nil {
 		// Most repeats find the task here without inserting a job that
 		// would only be rolled back.
 		t, err := s.byIdempotencyKey(ctx, p)
@@ -293,10 +151,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 	case found != nil:
 		// The insert's answer was lost, but a task with this key and this
 		// request exists: most likely this request's own.
-		if !bytes.Equal(found.RequestHash, p.requestHash) {
-			return nil, false, ErrIdempotencyConflict
+		if !found.SameRequest {
+			return nil, false, &IdempotencyConflictError{TaskID: found.Task.ID}
 		}
-		t, err := fromRow(found)
+		t, err := fromRow(&found.Task)
 		return t, true, err
 	}
 	row, err := riverseam.TaskRow(job)
@@ -307,26 +165,20 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 	return t, true, err
 }
 
-// idempotencyIndex is the unique index that refuses a second task with the
-// same idempotency key (migration 00009).
-const idempotencyIndex = "tasks_idempotency_key_idx"
-
-// Postgres's SQLSTATEs that the service turns into its own errors.
-const (
-	uniqueViolation   = "23505"
-	numericOutOfRange = "22003"
-)
-
-// insert writes the job, and through the trigger of migration 00010 its
+// insert writes the job, and through the trigger of migrations 00010/00012 its
 // tasks row, in one INSERT statement: the task is accepted exactly when that
 // statement's success comes back, and on an error from Postgres nothing was
 // written. When no answer came back and the request has an idempotency key,
 // found is the task that holds the key, if the INSERT committed after all.
-func (s *Service) insert(ctx context.Context, p *prepared) (job *rivertype.JobRow, found *store.Task, err error) {
+func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRow, found *store.TaskGetByIdempotencyKeyForRequestRow, err error) {
+	opts, err := p.insertOpts()
+	if err != nil {
+		return nil, nil, err
+	}
 	var res *rivertype.JobInsertResult
 	late, err := riverseam.RunOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		res, err = s.jobs.InsertTx(ctx, tx, p.args, p.opts)
+		res, err = s.jobs.InsertTx(ctx, tx, p.Args, opts)
 		return err
 	})
 	if late != nil {
@@ -336,12 +188,12 @@ func (s *Service) insert(ctx context.Context, p *prepared) (job *rivertype.JobRo
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyIndex:
 		return nil, nil, errKeyTaken
-	case err != nil && p.key != nil && !errors.As(err, &pgErr):
+	case err != nil && p.IdempotencyKey != nil && !errors.As(err, &pgErr):
 		// No answer from Postgres: the INSERT may have committed. The key
 		// tells.
 		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if row, lookErr := s.queries.TaskGetByIdempotencyKey(lookCtx, s.pool, p.key); lookErr == nil {
+		if row, lookErr := s.queries.TaskGetByIdempotencyKeyForRequest(lookCtx, s.pool, byKeyParams(p)); lookErr == nil {
 			return nil, row, nil
 		}
 		return nil, nil, fmt.Errorf("insert job: %w", err)
@@ -355,18 +207,34 @@ func (s *Service) insert(ctx context.Context, p *prepared) (job *rivertype.JobRo
 	return res.Job, nil, nil
 }
 
-func (s *Service) byIdempotencyKey(ctx context.Context, p *prepared) (*Task, error) {
-	row, err := s.queries.TaskGetByIdempotencyKey(ctx, s.pool, p.key)
+// byIdempotencyKey returns the task that holds p's key if p is the request
+// that created it; the database compares the requests (handoff.request_hash).
+func (s *Service) byIdempotencyKey(ctx context.Context, p *Prepared) (*Task, error) {
+	row, err := s.queries.TaskGetByIdempotencyKeyForRequest(ctx, s.pool, byKeyParams(p))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get task by idempotency key: %w", err)
 	}
-	if !bytes.Equal(row.RequestHash, p.requestHash) {
-		return nil, ErrIdempotencyConflict
+	if !row.SameRequest {
+		return nil, &IdempotencyConflictError{TaskID: row.Task.ID}
 	}
-	return fromRow(row)
+	return fromRow(&row.Task)
+}
+
+func byKeyParams(p *Prepared) store.TaskGetByIdempotencyKeyForRequestParams {
+	return store.TaskGetByIdempotencyKeyForRequestParams{
+		Kind:           p.Kind,
+		Args:           p.EncodedArgs,
+		Queue:          p.Queue,
+		Priority:       int32(p.Priority),    //nolint:gosec // Prepare keeps it in 1-4.
+		MaxAttempts:    int32(p.MaxAttempts), //nolint:gosec // Prepare keeps it in 1-1000.
+		RunAt:          p.RunAt,
+		CallbackURL:    p.CallbackURL,
+		Tenant:         p.Tenant,
+		IdempotencyKey: p.IdempotencyKey,
+	}
 }
 
 // Get returns the task with the given ID.

@@ -126,6 +126,7 @@ func TestCreate(t *testing.T) {
 		for _, req := range []task.CreateRequest{
 			{Kind: "sleep", Args: json.RawMessage(`{ "fail_times":1,  "seconds" : 0.5 }`), Priority: 3},
 			{Kind: "noop", Queue: "default", IdempotencyKey: "answer-1", MaxAttempts: 7},
+			{Kind: "noop", IdempotencyKey: "answer-2", CallbackURL: "https://app.example/done", Tenant: "acme"},
 		} {
 			created, _, err := bundle.svc.Create(ctx, req)
 			require.NoError(t, err)

@@ -34,6 +34,9 @@ type Task struct {
 	// CancelRequestedAt is set when a running task was asked to cancel;
 	// State becomes "cancelled" when its worker returns.
 	CancelRequestedAt *time.Time `json:"cancel_requested_at"`
+	// CallbackURL receives the final task object, POSTed by an http task,
+	// when the task reaches completed, discarded or cancelled.
+	CallbackURL *string `json:"callback_url"`
 }
 
 // AttemptError is the error of one failed attempt.
@@ -62,6 +65,7 @@ func fromRow(row *store.Task) (*Task, error) {
 		FinishedAt:  row.FinishedAt,
 
 		CancelRequestedAt: row.CancelRequestedAt,
+		CallbackURL:       row.CallbackURL,
 	}
 	// River's error entries also carry a stack trace, which stays in the
 	// database: it is for operators, not API clients.

@@ -25,7 +25,7 @@ import (
 
 // RequireNoDrift fails tb unless, for every id, the tasks row agrees with the
 // river_job row (state, attempt, max attempts, errors, result, times, args,
-// idempotency key) and a completed job's output came from the attempt that
+// idempotency key and request hash, tenant, callback URL) and a completed job's output came from the attempt that
 // completed it: the job's marker (riverseam.MetadataKeyAttempt), where it
 // carries one, names its current attempt. It returns the job rows it read.
 func RequireNoDrift(tb testing.TB, pool *pgxpool.Pool, ids ...int64) []*rivertype.JobRow {
@@ -63,6 +63,8 @@ func RequireNoDrift(tb testing.TB, pool *pgxpool.Pool, ids ...int64) []*rivertyp
 		}
 		require.Equal(tb, want.IdempotencyKey, got.IdempotencyKey, "task %d: idempotency_key", id)
 		require.Equal(tb, want.RequestHash, got.RequestHash, "task %d: request_hash", id)
+		require.Equal(tb, want.Tenant, got.Tenant, "task %d: tenant", id)
+		require.Equal(tb, want.CallbackURL, got.CallbackURL, "task %d: callback_url", id)
 		requireTimeEqual(tb, &want.CreatedAt, &got.CreatedAt, "created_at", id)
 		requireTimeEqual(tb, &want.ScheduledAt, &got.ScheduledAt, "scheduled_at", id)
 		requireTimeEqual(tb, want.StartedAt, got.StartedAt, "started_at", id)
