@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/httpapi"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/task"
@@ -29,7 +31,7 @@ import (
 // ShutdownTimeout to finish, then are cancelled and go back to River), then
 // the pool.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(getenv)
+	cfg, err := config.Parse(getenv)
 	if err != nil {
 		return err
 	}
@@ -147,9 +149,20 @@ func shutdown(logger *slog.Logger, srv *http.Server, riverClient *river.Client[p
 	return nil
 }
 
-func newLogger(cfg *config, w io.Writer) *slog.Logger {
+// newLogger logs JSON, or text when LOG_FORMAT says so or, unset, when w is
+// a terminal (a developer reading it, not a log shipper).
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "text" {
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
@@ -157,12 +170,12 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 
 // openPool connects to Postgres and checks that it answers, so that a wrong
 // DATABASE_URL fails at start-up with a clear message.
-func openPool(ctx context.Context, cfg *config) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", err)
 	}
-	poolCfg.MaxConns = int32(cfg.DBMaxConns) //nolint:gosec // bounded by parseConfig
+	poolCfg.MaxConns = int32(cfg.DBMaxConns) //nolint:gosec // bounded by config.Parse
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
