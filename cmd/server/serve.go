@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/httpapi"
@@ -58,6 +57,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	for name, n := range cfg.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
+	ops, err := newOperations(ctx, cfg, logger, pool, queues)
+	if err != nil {
+		return err
+	}
+	defer ops.shutdown(context.WithoutCancel(ctx))
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
 		FetchCooldown:               cfg.FetchCooldown,
@@ -66,7 +70,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		// tasks set their own Timeout.
 		JobTimeout:           min(time.Minute, cfg.RescueAfter),
 		Logger:               logger,
-		Middleware:           []rivertype.Middleware{riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))},
+		Middleware:           append(ops.riverMiddleware(), riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))),
 		Queues:               queues,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		SoftStopTimeout:      cfg.ShutdownTimeout,
@@ -77,9 +81,20 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{Queues: slices.Collect(maps.Keys(queues)), Logger: logger})
 
+	// Operator routes and metrics sampling stop with the process, after
+	// the HTTP server.
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOps()
+	operator, err := ops.start(opsCtx, pool, riverClient, queues)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,
 		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        ops.metrics,
+		TracerProvider: ops.tracerProvider(),
+		Operator:       operator,
 	})
 	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -46,6 +46,7 @@ type Config struct {
 	AdminReadOnly       bool
 	MetricsPublic       bool
 	MetricsInterval     time.Duration
+	TracesExporter      string
 }
 
 // MaxWorkers is River's limit on a queue's MaxWorkers: a client above it

@@ -170,6 +170,11 @@ func Options() []Option {
 			},
 			value: func(c *Config) string { return c.MetricsInterval.String() },
 		},
+		{
+			Name: "OTEL_TRACES_EXPORTER", Default: "`none`", Meaning: "`otlp` exports traces over OTLP/HTTP, configured by the standard `OTEL_EXPORTER_OTLP_*`, `OTEL_SERVICE_NAME` and `OTEL_TRACES_SAMPLER` variables ([docs/operations.md](docs/operations.md))",
+			parse: func(p *parser, c *Config) { c.TracesExporter = p.oneOf("OTEL_TRACES_EXPORTER", "none", "none", "otlp") },
+			value: func(c *Config) string { return c.TracesExporter },
+		},
 	}
 }
 
