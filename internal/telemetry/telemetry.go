@@ -16,8 +16,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/riverqueue/rivercontrib/otelriver"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/riverqueue/rivercontrib/otelriver"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
