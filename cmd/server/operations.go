@@ -26,11 +26,12 @@ type operations struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	tracing *telemetry.Tracing
-	metrics *metrics.Metrics
+	metrics *metrics.Metrics // nil when METRICS_ENABLED=false
 }
 
 // newOperations sets up tracing (off unless OTEL_TRACES_EXPORTER says) and
-// metrics, before the River client that reports to them.
+// metrics (unless METRICS_ENABLED=false), before the River client that
+// reports to them.
 func newOperations(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, queues map[string]river.QueueConfig) (*operations, error) {
 	tracing, err := telemetry.New(ctx, cfg.TracesExporter)
 	if err != nil {
@@ -40,19 +41,21 @@ func newOperations(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	for name, q := range queues {
 		workers[name] = q.MaxWorkers
 	}
-	return &operations{
-		cfg:     cfg,
-		logger:  logger,
-		tracing: tracing,
-		metrics: metrics.New(pool, logger, &metrics.Opts{Queues: workers, Interval: cfg.MetricsInterval}),
-	}, nil
+	o := &operations{cfg: cfg, logger: logger, tracing: tracing}
+	if cfg.MetricsEnabled {
+		o.metrics = metrics.New(pool, logger, &metrics.Opts{Queues: workers, Interval: cfg.MetricsInterval})
+	}
+	return o, nil
 }
 
 // riverMiddleware is the River middleware of operations, outermost first:
 // metrics time and count everything inside; the tracing middleware opens the
 // work span that the attempt log then names.
 func (o *operations) riverMiddleware() []rivertype.Middleware {
-	mw := []rivertype.Middleware{o.metrics.RiverMiddleware()}
+	var mw []rivertype.Middleware
+	if o.metrics != nil {
+		mw = append(mw, o.metrics.RiverMiddleware())
+	}
 	if o.tracing.Enabled {
 		mw = append(mw, o.tracing.RiverMiddleware())
 	}
@@ -71,8 +74,10 @@ func (o *operations) tracerProvider() trace.TracerProvider {
 // start begins sampling metrics and builds the operator routes' settings
 // for client. Its background work ends with ctx.
 func (o *operations) start(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], queues map[string]river.QueueConfig) (*httpapi.OperatorOpts, error) {
-	o.metrics.SetClientID(client.ID())
-	go o.metrics.Run(ctx)
+	if o.metrics != nil {
+		o.metrics.SetClientID(client.ID())
+		go o.metrics.Run(ctx)
+	}
 
 	opts := &httpapi.OperatorOpts{
 		User:          o.cfg.AdminUser,

@@ -44,6 +44,7 @@ type Config struct {
 	AdminUser           string
 	AdminPassword       string
 	AdminReadOnly       bool
+	MetricsEnabled      bool
 	MetricsPublic       bool
 	MetricsInterval     time.Duration
 	TracesExporter      string

@@ -159,6 +159,11 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.FormatBool(c.AdminReadOnly) },
 		},
 		{
+			Name: "METRICS_ENABLED", Default: "`true`", Meaning: "`false` drops `/metrics` and the instrumentation behind it (for measuring its cost)",
+			parse: func(p *parser, c *Config) { c.MetricsEnabled = p.boolean("METRICS_ENABLED", true) },
+			value: func(c *Config) string { return strconv.FormatBool(c.MetricsEnabled) },
+		},
+		{
 			Name: "METRICS_PUBLIC", Default: "`false`", Meaning: "`true` serves `/metrics` without operator credentials (for a scraper on a private network)",
 			parse: func(p *parser, c *Config) { c.MetricsPublic = p.boolean("METRICS_PUBLIC", false) },
 			value: func(c *Config) string { return strconv.FormatBool(c.MetricsPublic) },
