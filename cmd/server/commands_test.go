@@ -18,7 +18,7 @@ import (
 func TestConfigCommand(t *testing.T) {
 	t.Parallel()
 
-	env := envFunc(map[string]string{
+	env := envFunc(map[string]string{ //nolint:gosec // fake credentials, checked to be masked
 		"DATABASE_URL":   "postgres://handoff:db-secret@localhost:5432/handoff",
 		"ADMIN_USER":     "ops",
 		"ADMIN_PASSWORD": "admin-secret",

@@ -32,6 +32,7 @@ func buildRelease(t *testing.T, commit string) string {
 	src := t.TempDir()
 	top, err := exec.CommandContext(ctx, "git", "rev-parse", "--show-toplevel").Output()
 	require.NoError(t, err, "the rolling-deploy scenario needs the git repository")
+	//nolint:gosec // the commit is a constant or the tester's HANDOFF_DEPLOY_FROM
 	archive := exec.CommandContext(ctx, "git", "-C", string(top[:len(top)-1]), "archive", "--format=tar", commit)
 	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
 	untar.Stdin, err = archive.StdoutPipe()
@@ -43,7 +44,7 @@ func buildRelease(t *testing.T, commit string) string {
 	require.NoError(t, untar.Wait())
 
 	bin := filepath.Join(t.TempDir(), "handoff-"+commit)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/server")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/server") //nolint:gosec // bin is a path in the test's temp dir
 	build.Dir = src
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build %s: %s", commit, out)

@@ -74,7 +74,7 @@ func TestParse(t *testing.T) {
 func TestPrintMasksSecrets(t *testing.T) {
 	t.Parallel()
 
-	env := envFunc(map[string]string{
+	env := envFunc(map[string]string{ //nolint:gosec // fake credentials, checked to be masked
 		"DATABASE_URL":   "postgres://handoff:s3cret-pw@db.internal:5432/handoff?sslmode=disable",
 		"ADMIN_USER":     "ops",
 		"ADMIN_PASSWORD": "hunter2-admin",
@@ -96,7 +96,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 func TestMaskPassword(t *testing.T) {
 	t.Parallel()
 
-	for in, want := range map[string]string{
+	for in, want := range map[string]string{ //nolint:gosec // fake credentials, checked to be masked
 		"postgres://u:pw@h/db":                         "postgres://u:xxxxx@h/db",
 		"postgres://u@h/db?password=pw&sslmode=verify": "postgres://u@h/db?password=xxxxx&sslmode=verify",
 		"host=h user=u password=pw dbname=db":          "host=h user=u password=xxxxx dbname=db",

@@ -24,7 +24,7 @@ var quietRoutes = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GE
 // matched ("GET /v1/tasks/{id}"), never the raw path; every mux must be
 // wrapped in metrics.WithRoute for that.
 func observe(logger *slog.Logger, m *metrics.Metrics, tracer trace.TracerProvider, next http.Handler) http.Handler {
-	var h http.Handler = logRequest(logger, next)
+	h := logRequest(logger, next)
 	if m != nil {
 		h = m.Instrument(h)
 	}

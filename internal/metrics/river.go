@@ -25,7 +25,7 @@ type riverMiddleware struct {
 
 // InsertMany counts the jobs the insert made (not those skipped as
 // duplicates by River's unique options).
-func (rm *riverMiddleware) InsertMany(ctx context.Context, manyParams []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+func (rm *riverMiddleware) InsertMany(ctx context.Context, _ []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
 	results, err := doInner(ctx)
 	if err != nil {
 		return results, err
