@@ -152,7 +152,8 @@ func TestOperatorOff(t *testing.T) {
 
 	t.Run("NoCredentials", func(t *testing.T) {
 		t.Parallel()
-		bundle := operatorSetup(t, false, func(o *httpapi.OperatorOpts) { o.User, o.Password = "", "" })
+		// As serve does without credentials: no River UI handler at all.
+		bundle := operatorSetup(t, false, func(o *httpapi.OperatorOpts) { o.User, o.Password, o.RiverUI = "", "", nil })
 		for _, path := range []string{"/riverui/", "/riverui/api/jobs", "/v1/queues", "/metrics"} {
 			r := bundle.do(t, http.MethodGet, path, "", asOperator()...)
 			requireProblem(t, r, http.StatusServiceUnavailable, "operator routes are off")

@@ -51,10 +51,15 @@ func addOperatorRoutes(mux *http.ServeMux, logger *slog.Logger, opts *OperatorOp
 			mux.Handle("GET /metrics", guard(m.Handler()))
 		}
 	}
-	if opts.RiverUI != nil {
+	if ui := opts.RiverUI; ui != nil || !opts.enabled() {
+		if ui == nil {
+			// Without credentials the server builds no dashboard; the
+			// chain answers 503 before reaching this.
+			ui = handleNotFound(logger)
+		}
 		// River UI's own routes are matched inside it; no timeout, since
 		// its pages and assets are not database calls of ours.
-		mux.Handle("/riverui/", operator(logger, opts, opts.RiverUI))
+		mux.Handle("/riverui/", operator(logger, opts, ui))
 		mux.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
 	}
 	if opts.Queues != nil {
