@@ -82,6 +82,13 @@ func (s *StatusRecorder) Write(p []byte) (int, error) {
 	return s.ResponseWriter.Write(p) //nolint:wrapcheck // a pass-through writer
 }
 
+// Flush sends buffered data to the client, for handlers that assert
+// http.Flusher (event streams) rather than use http.ResponseController.
+func (s *StatusRecorder) Flush() {
+	s.wrote = true
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
 // Unwrap lets http.ResponseController reach the connection (flushing for
 // event streams, deadlines).
 func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
