@@ -83,3 +83,62 @@ func TestHealthcheckCommand(t *testing.T) {
 		require.ErrorContains(t, healthcheck(t, addr), "healthcheck http://"+addr+"/readyz")
 	})
 }
+
+// TestServeOperatorRoutes starts the real program with operator credentials
+// and checks the wiring: the dashboard, queue control and metrics answer
+// the operator, and refuse anyone else.
+func TestServeOperatorRoutes(t *testing.T) {
+	t.Parallel()
+
+	get := func(t *testing.T, url string, auth bool) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		require.NoError(t, err)
+		if auth {
+			req.SetBasicAuth("ops", "s3cret")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	start := func(t *testing.T, env map[string]string) (string, *syncBuffer) {
+		t.Helper()
+		env["DATABASE_URL"], env["HTTP_ADDR"] = pgtest.NewDBURL(t), "127.0.0.1:0"
+		ctx, cancel := context.WithCancel(t.Context())
+		var stdout, stderr syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
+		t.Cleanup(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+		return waitServing(t, &stdout, func() bool { return len(done) == 0 }), &stderr
+	}
+
+	t.Run("On", func(t *testing.T) {
+		t.Parallel()
+		base, _ := start(t, map[string]string{"ADMIN_USER": "ops", "ADMIN_PASSWORD": "s3cret"}) //nolint:gosec // a test's own credentials
+		for _, path := range []string{"/riverui/", "/riverui/api/queues", "/v1/queues", "/metrics"} {
+			status, body := get(t, base+path, true)
+			require.Equal(t, http.StatusOK, status, "%s: %s", path, body)
+			status, _ = get(t, base+path, false)
+			require.Equal(t, http.StatusUnauthorized, status, path)
+		}
+		_, metrics := get(t, base+"/metrics", true)
+		require.Contains(t, metrics, "handoff_river_producer_max_workers{queue=\"default\"}")
+		require.Contains(t, metrics, "handoff_http_requests_total{code=\"401\",method=\"GET\",route=\"GET /v1/queues\"} 1")
+	})
+
+	t.Run("Off", func(t *testing.T) {
+		t.Parallel()
+		base, stderr := start(t, map[string]string{})
+		for _, path := range []string{"/riverui/", "/v1/queues", "/metrics"} {
+			status, _ := get(t, base+path, true)
+			require.Equal(t, http.StatusServiceUnavailable, status, path)
+		}
+		require.Contains(t, stderr.String(), "operator routes are off (503)")
+	})
+}
