@@ -120,7 +120,7 @@ func TestServeOperatorRoutes(t *testing.T) {
 
 	t.Run("On", func(t *testing.T) {
 		t.Parallel()
-		base, _ := start(t, map[string]string{"ADMIN_USER": "ops", "ADMIN_PASSWORD": "s3cret"}) //nolint:gosec // a test's own credentials
+		base, _ := start(t, map[string]string{"ADMIN_USER": "ops", "ADMIN_PASSWORD": "s3cret"})
 		for _, path := range []string{"/riverui/", "/riverui/api/queues", "/v1/queues", "/metrics"} {
 			status, body := get(t, base+path, true)
 			require.Equal(t, http.StatusOK, status, "%s: %s", path, body)
