@@ -22,6 +22,7 @@ import (
 
 	"github.com/handoff/handoff/internal/httpapi"
 	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/riverseam/seamtest"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/internal/telemetry"
 	"github.com/handoff/handoff/jobs"
@@ -104,6 +105,8 @@ func TestTraceFromRequestToWork(t *testing.T) {
 	req.Header.Set("traceparent", "00-"+callerTrace+"-00f067aa0ba902b7-01")
 	resp, err := srv.Client().Do(req)
 	require.NoError(t, err)
+	var created task.Task
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 
@@ -112,6 +115,10 @@ func TestTraceFromRequestToWork(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("task not completed within 30 s")
 	}
+	// The trace context rides in the job's metadata; the task row is as
+	// without it.
+	seamtest.RequireNoDrift(t, pool, created.ID)
+
 	// The work span ends when the middleware returns, just before River
 	// records the completion; it is exported by then.
 	spans := exporter.GetSpans()
