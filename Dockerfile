@@ -13,5 +13,7 @@ USER nonroot:nonroot
 # In a container the server must listen beyond loopback (its own default is 127.0.0.1:8080).
 ENV HTTP_ADDR=0.0.0.0:8080
 EXPOSE 8080
+# No shell or curl in the image: the binary checks its own /readyz.
+HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 CMD ["/handoff", "healthcheck"]
 ENTRYPOINT ["/handoff"]
 CMD ["serve"]

@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/riverqueue/river"
+	"github.com/handoff/handoff/internal/config"
 )
 
 func main() {
@@ -49,7 +49,7 @@ func main() {
 // tuning is the River and pool configuration under test. The server gets
 // it through its environment and the in-process River baselines through
 // river.Config, so both always run with the same settings. The defaults
-// mirror the server's own (cmd/server/config.go).
+// are the server's own (internal/config).
 type tuning struct {
 	workers           int
 	fetchCooldown     time.Duration
@@ -132,12 +132,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	)
 	fs.BoolVar(&opts.quick, "quick", false, "smaller backlogs and shorter windows (about 2 minutes); figures are noisier")
 	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth; design (= design-triggers, design-completion) is outside the default run")
-	// The server's default (cmd/server defaultWorkers), repeated here since
-	// the bench cannot import a main package.
-	fs.IntVar(&opts.tune.workers, "workers", min(250*runtime.GOMAXPROCS(0), river.QueueNumWorkersMax), "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
-	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", 10*time.Millisecond, "FETCH_COOLDOWN for the server and the River baseline")
-	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", 100*time.Millisecond, "FETCH_POLL_INTERVAL for the server and the River baseline")
-	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", 10, "DB_MAX_CONNS for the server, and the pool size of every baseline")
+	// The server's defaults, from the one options table.
+	defaults := config.Defaults()
+	fs.IntVar(&opts.tune.workers, "workers", defaults.Workers, "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
+	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", defaults.FetchCooldown, "FETCH_COOLDOWN for the server and the River baseline")
+	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", defaults.FetchPollInterval, "FETCH_POLL_INTERVAL for the server and the River baseline")
+	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", defaults.DBMaxConns, "DB_MAX_CONNS for the server, and the pool size of every baseline")
 	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (per statement, as the migrations make it), row, no-running, statement-no-running")
 	fs.IntVar(&opts.clients, "clients", 32, "concurrent clients of the enqueue figures")
 	opts.tune.serverEnv = envFlag{}

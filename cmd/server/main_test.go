@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/pgtest"
 	"github.com/handoff/handoff/migrations"
 )
@@ -228,15 +229,15 @@ func TestConfigErrors(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 
-	cfg, err := parseConfig(envFunc(map[string]string{"DATABASE_URL": "postgres://localhost/handoff"}))
+	cfg, err := config.Parse(envFunc(map[string]string{"DATABASE_URL": "postgres://localhost/handoff"}))
 	require.NoError(t, err)
-	require.Equal(t, defaultWorkers(runtime.GOMAXPROCS(0)), cfg.Workers)
+	require.Equal(t, config.DefaultWorkers(runtime.GOMAXPROCS(0)), cfg.Workers)
 	require.Equal(t, 10, cfg.DBMaxConns)
 
-	require.Equal(t, 500, defaultWorkers(2))
+	require.Equal(t, 500, config.DefaultWorkers(2))
 	// River refuses more than 10,000 workers in a queue: a 64-core host
 	// without WORKERS must still start.
-	require.Equal(t, 10_000, defaultWorkers(64))
+	require.Equal(t, 10_000, config.DefaultWorkers(64))
 }
 
 func TestMigrateRoundTrip(t *testing.T) {

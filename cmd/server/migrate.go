@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/httpapi"
 	"github.com/handoff/handoff/migrations"
 )
@@ -37,7 +38,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		target = v
 	}
 
-	cfg, err := parseConfig(getenv)
+	cfg, err := config.Parse(getenv)
 	if err != nil {
 		return err
 	}

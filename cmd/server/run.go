@@ -15,6 +15,8 @@ commands:
   migrate down [VERSION]    roll back one migration (or down to VERSION; 0 empties the schema)
   migrate status            list migrations and whether each is applied
   migrate version           print the schema's current version
+  config                    print the parsed configuration, secrets masked
+  healthcheck               exit 0 when GET /readyz on HTTP_ADDR answers 200, else 1
 
 configuration comes from the environment; see README.md.`
 
@@ -33,6 +35,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout)
+	case "config":
+		if len(args) > 0 {
+			return fmt.Errorf("config takes no arguments\n%s", usage)
+		}
+		return printConfig(getenv, stdout)
+	case "healthcheck":
+		if len(args) > 0 {
+			return fmt.Errorf("healthcheck takes no arguments\n%s", usage)
+		}
+		return healthcheck(ctx, getenv, stdout)
 	case "help", "-h", "-help", "--help":
 		_, err := fmt.Fprintln(stdout, usage)
 		return err

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 
+	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/httpapi"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/task"
@@ -29,7 +30,7 @@ import (
 // ShutdownTimeout to finish, then are cancelled and go back to River), then
 // the pool.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(getenv)
+	cfg, err := config.Parse(getenv)
 	if err != nil {
 		return err
 	}
@@ -56,6 +57,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	for name, n := range cfg.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
+	ops, err := newOperations(ctx, cfg, logger, pool, queues)
+	if err != nil {
+		return err
+	}
+	defer ops.shutdown(context.WithoutCancel(ctx))
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
 		FetchCooldown:               cfg.FetchCooldown,
@@ -64,7 +70,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		// tasks set their own Timeout.
 		JobTimeout:           min(time.Minute, cfg.RescueAfter),
 		Logger:               logger,
-		Middleware:           []rivertype.Middleware{riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))},
+		Middleware:           append(ops.riverMiddleware(), riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))),
 		Queues:               queues,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		SoftStopTimeout:      cfg.ShutdownTimeout,
@@ -79,9 +85,20 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("record kinds and queues: %w", err)
 	}
 
+	// Operator routes and metrics sampling stop with the process, after
+	// the HTTP server.
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOps()
+	operator, err := ops.start(opsCtx, pool, riverClient, queues)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,
 		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        ops.metrics,
+		TracerProvider: ops.tracerProvider(),
+		Operator:       operator,
 	})
 	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -154,9 +171,20 @@ func shutdown(logger *slog.Logger, srv *http.Server, riverClient *river.Client[p
 	return nil
 }
 
-func newLogger(cfg *config, w io.Writer) *slog.Logger {
+// newLogger logs JSON, or text when LOG_FORMAT says so or, unset, when w is
+// a terminal (a developer reading it, not a log shipper).
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "text" {
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
@@ -164,12 +192,12 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 
 // openPool connects to Postgres and checks that it answers, so that a wrong
 // DATABASE_URL fails at start-up with a clear message.
-func openPool(ctx context.Context, cfg *config) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", err)
 	}
-	poolCfg.MaxConns = int32(cfg.DBMaxConns) //nolint:gosec // bounded by parseConfig
+	poolCfg.MaxConns = int32(cfg.DBMaxConns) //nolint:gosec // bounded by config.Parse
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)

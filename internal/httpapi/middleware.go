@@ -34,39 +34,6 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// statusRecorder remembers the status a handler wrote, for the access log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// logRequests logs one line per request at debug level, or at warn level
-// for server errors.
-func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		level := slog.LevelDebug
-		if rec.status >= http.StatusInternalServerError {
-			level = slog.LevelWarn
-		}
-		logger.LogAttrs(r.Context(), level, "http request",
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.String("duration", time.Since(start).String()),
-		)
-	})
-}
-
 // readBody reads a request's whole body before the handler runs, so that a
 // slow client is told so (408) rather than blamed on the database, and so
 // that the request's timeout (withTimeout, applied after this) counts only
@@ -144,7 +111,7 @@ func checkJSONContentType(values []string) error {
 }
 
 // cleanPaths answers a path that is not in canonical form ("/v1//tasks",
-// "/v1/tasks/../tasks", "/v1/tasks/") with a problem+json 404, where
+// "/v1/tasks/../tasks") with a problem+json 404, where
 // net/http's ServeMux would redirect it elsewhere with a 307 in HTML.
 func cleanPaths(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -153,10 +120,11 @@ func cleanPaths(logger *slog.Logger, next http.Handler) http.Handler {
 			writeProblem(w, r, logger, badRequest("the request target must be a path beginning with /"))
 			return
 		}
-		if p != "/" && path.Clean(p) != p {
+		// A trailing slash is kept: River UI's pages use it.
+		if clean := path.Clean(p); clean != p && clean+"/" != p {
 			writeProblem(w, r, logger, &requestError{
 				status: http.StatusNotFound,
-				detail: fmt.Sprintf("no such endpoint: %s is not a canonical path (no empty, . or .. segments, no trailing /)", jsonstrict.Quote(p)),
+				detail: fmt.Sprintf("no such endpoint: %s is not a canonical path (no empty, . or .. segments)", jsonstrict.Quote(p)),
 			})
 			return
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
+	"github.com/handoff/handoff/internal/metrics"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -33,4 +35,40 @@ func addRootRoutes(mux *http.ServeMux, logger *slog.Logger, ready func(context.C
 	// Without this, ServeMux would redirect /v1 to /v1/.
 	mux.Handle("/v1", handleNotFound(logger))
 	mux.Handle("/", handleNotFound(logger))
+}
+
+// addOperatorRoutes lists the operator routes, on the root mux so that the
+// /v1 API's own auth and limits do not apply to /v1/queues: every one of
+// them goes through the operator chain (cross-origin protection,
+// credentials, read-only mode).
+func addOperatorRoutes(mux *http.ServeMux, logger *slog.Logger, opts *OperatorOpts, m *metrics.Metrics, timeout time.Duration) {
+	if opts == nil {
+		opts = &OperatorOpts{}
+	}
+	guard := func(h http.Handler) http.Handler {
+		return operator(logger, opts, readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, h)))
+	}
+	if m != nil {
+		if opts.MetricsPublic {
+			mux.Handle("GET /metrics", m.Handler())
+		} else {
+			mux.Handle("GET /metrics", guard(m.Handler()))
+		}
+	}
+	if ui := opts.RiverUI; ui != nil || !opts.enabled() {
+		if ui == nil {
+			// Without credentials the server builds no dashboard; the
+			// chain answers 503 before reaching this.
+			ui = handleNotFound(logger)
+		}
+		// River UI's own routes are matched inside it; no timeout, since
+		// its pages and assets are not database calls of ours.
+		mux.Handle("/riverui/", operator(logger, opts, ui))
+		mux.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
+	}
+	if opts.Queues != nil {
+		mux.Handle("GET /v1/queues", guard(handleQueueList(logger, opts.Queues)))
+		mux.Handle("POST /v1/queues/{name}/pause", guard(handleQueuePause(logger, opts.Queues)))
+		mux.Handle("POST /v1/queues/{name}/resume", guard(handleQueueResume(logger, opts.Queues)))
+	}
 }

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/handoff/handoff/internal/metrics"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -25,12 +28,24 @@ type ServerOpts struct {
 	// separately the time a client may take to send its body (408).
 	// Defaults to 10 s.
 	RequestTimeout time.Duration
+
+	// Metrics, when set, counts and times every request and is served at
+	// GET /metrics (see Operator for who may read it).
+	Metrics *metrics.Metrics
+
+	// TracerProvider, when set, traces every request (otelhttp).
+	TracerProvider trace.TracerProvider
+
+	// Operator configures /metrics, /riverui/ and /v1/queues; nil refuses
+	// them all.
+	Operator *OperatorOpts
 }
 
 // NewServer returns the API's handler. The middleware order is visible here:
-// recovery, request logging and the canonical-path check wrap everything;
-// cross-origin protection, the body read (type, size, deadline) and then the
-// request timeout wrap /v1.
+// tracing, metrics, the request log, recovery and the canonical-path check
+// wrap everything; cross-origin protection, the body read (type, size,
+// deadline) and then the request timeout wrap /v1; operator routes get their
+// own chain (operator.go).
 func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.Handler {
 	if opts == nil {
 		opts = &ServerOpts{}
@@ -48,8 +63,9 @@ func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.
 	addV1Routes(v1, logger, tasks)
 
 	root := http.NewServeMux()
-	root.Handle("/v1/", crossOriginProtection(logger, readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, v1))))
+	root.Handle("/v1/", crossOriginProtection(logger, readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, metrics.WithRoute(v1)))))
 	addRootRoutes(root, logger, ready)
+	addOperatorRoutes(root, logger, opts.Operator, opts.Metrics, timeout)
 
-	return recoverPanics(logger, logRequests(logger, cleanPaths(logger, root)))
+	return observe(logger, opts.Metrics, opts.TracerProvider, recoverPanics(logger, cleanPaths(logger, metrics.WithRoute(root))))
 }

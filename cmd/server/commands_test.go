@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/pgtest"
+)
+
+func TestConfigCommand(t *testing.T) {
+	t.Parallel()
+
+	env := envFunc(map[string]string{ //nolint:gosec // fake credentials, checked to be masked
+		"DATABASE_URL":   "postgres://handoff:db-secret@localhost:5432/handoff",
+		"ADMIN_USER":     "ops",
+		"ADMIN_PASSWORD": "admin-secret",
+		"WORKERS":        "7",
+	})
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"config"}, env, &out, io.Discard))
+	require.Contains(t, out.String(), "WORKERS=7\t# env\n")
+	require.Contains(t, out.String(), "DATABASE_URL=postgres://handoff:xxxxx@localhost:5432/handoff\t# env\n")
+	require.NotContains(t, out.String(), "db-secret")
+	require.NotContains(t, out.String(), "admin-secret")
+
+	err := run(t.Context(), []string{"config"}, envFunc(map[string]string{"WORKERS": "0"}), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "DATABASE_URL is not set")
+	require.ErrorContains(t, err, `WORKERS="0"`)
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	t.Parallel()
+
+	healthcheck := func(t *testing.T, addr string) error {
+		t.Helper()
+		env := envFunc(map[string]string{"DATABASE_URL": "postgres://localhost/unused", "HTTP_ADDR": addr})
+		return run(t.Context(), []string{"healthcheck"}, env, io.Discard, io.Discard)
+	}
+
+	t.Run("Ready", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t), "HTTP_ADDR": "127.0.0.1:0"}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var stdout syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, nil, envFunc(env), &stdout, io.Discard) }()
+		base := waitServing(t, &stdout, func() bool { return len(done) == 0 })
+		require.NoError(t, healthcheck(t, strings.TrimPrefix(base, "http://")))
+
+		// A server listening on all interfaces is checked on loopback.
+		_, port, err := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		require.NoError(t, healthcheck(t, "0.0.0.0:"+port))
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	t.Run("NotReady", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not ready: schema", http.StatusServiceUnavailable)
+		}))
+		defer srv.Close()
+		err := healthcheck(t, strings.TrimPrefix(srv.URL, "http://"))
+		require.ErrorContains(t, err, "503")
+	})
+
+	t.Run("NothingListening", func(t *testing.T) {
+		t.Parallel()
+		l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := l.Addr().String()
+		require.NoError(t, l.Close())
+		require.ErrorContains(t, healthcheck(t, addr), "healthcheck http://"+addr+"/readyz")
+	})
+}
+
+// TestServeOperatorRoutes starts the real program with operator credentials
+// and checks the wiring: the dashboard, queue control and metrics answer
+// the operator, and refuse anyone else.
+func TestServeOperatorRoutes(t *testing.T) {
+	t.Parallel()
+
+	get := func(t *testing.T, url string, auth bool) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		require.NoError(t, err)
+		if auth {
+			req.SetBasicAuth("ops", "s3cret")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	start := func(t *testing.T, env map[string]string) (string, *syncBuffer) {
+		t.Helper()
+		env["DATABASE_URL"], env["HTTP_ADDR"] = pgtest.NewDBURL(t), "127.0.0.1:0"
+		ctx, cancel := context.WithCancel(t.Context())
+		var stdout, stderr syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
+		t.Cleanup(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+		return waitServing(t, &stdout, func() bool { return len(done) == 0 }), &stderr
+	}
+
+	t.Run("On", func(t *testing.T) {
+		t.Parallel()
+		base, _ := start(t, map[string]string{"ADMIN_USER": "ops", "ADMIN_PASSWORD": "s3cret"})
+		for _, path := range []string{"/riverui/", "/riverui/api/queues", "/v1/queues", "/metrics"} {
+			status, body := get(t, base+path, true)
+			require.Equal(t, http.StatusOK, status, "%s: %s", path, body)
+			status, _ = get(t, base+path, false)
+			require.Equal(t, http.StatusUnauthorized, status, path)
+		}
+		_, metrics := get(t, base+"/metrics", true)
+		require.Contains(t, metrics, "handoff_river_producer_max_workers{queue=\"default\"}")
+		require.Contains(t, metrics, "handoff_http_requests_total{code=\"401\",method=\"GET\",route=\"GET /v1/queues\"} 1")
+	})
+
+	t.Run("Off", func(t *testing.T) {
+		t.Parallel()
+		base, stderr := start(t, map[string]string{})
+		for _, path := range []string{"/riverui/", "/v1/queues", "/metrics"} {
+			status, _ := get(t, base+path, true)
+			require.Equal(t, http.StatusServiceUnavailable, status, path)
+		}
+		require.Contains(t, stderr.String(), "operator routes are off (503)")
+	})
+}

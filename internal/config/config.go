@@ -1,0 +1,149 @@
+// Package config is Handoff's configuration in one place: the options table
+// (every environment variable with its default, meaning and validation),
+// the Config it fills, and the masked listing that `handoff config` prints.
+// The server, the README's table (checked by a test) and cmd/bench all read
+// this table; adding a variable is one entry in Options plus its field.
+//
+// The package never reads the process environment itself: callers pass a
+// getenv function (os.Getenv in main, a map in tests).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Config is everything the environment sets, one field per variable. The
+// options table in options.go documents each one.
+type Config struct {
+	DatabaseURL         string
+	HTTPAddr            string
+	AutoMigrate         bool
+	Workers             int
+	Queues              map[string]int
+	RescueAfter         time.Duration
+	ShutdownTimeout     time.Duration
+	AuthDisabled        bool
+	FetchCooldown       time.Duration
+	FetchPollInterval   time.Duration
+	InlineCompleteBelow int
+	DBMaxConns          int
+	RequestTimeout      time.Duration
+	CompletedRetention  time.Duration
+	LogLevel            slog.Level
+	LogFormat           string
+	AdminUser           string
+	AdminPassword       string
+	AdminReadOnly       bool
+	MetricsEnabled      bool
+	MetricsPublic       bool
+	MetricsInterval     time.Duration
+	TracesExporter      string
+}
+
+// MaxWorkers is River's limit on a queue's MaxWorkers: a client above it
+// does not start.
+const MaxWorkers = river.QueueNumWorkersMax
+
+// DefaultWorkers is WORKERS when unset: 250 per CPU, within River's limit,
+// so that a many-core host without WORKERS still starts.
+func DefaultWorkers(cpus int) int {
+	return min(250*cpus, MaxWorkers)
+}
+
+// Parse reads every option through getenv, applies the defaults and reports
+// every bad value at once.
+func Parse(getenv func(string) string) (*Config, error) {
+	p := &parser{getenv: getenv}
+	cfg := &Config{}
+	for _, o := range Options() {
+		o.parse(p, cfg)
+	}
+	p.errs = append(p.errs, validate(cfg)...)
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, fmt.Errorf("bad configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// Defaults returns the configuration of an empty environment, without
+// validation (DATABASE_URL stays empty). cmd/bench starts from it.
+func Defaults() *Config {
+	p := &parser{getenv: func(string) string { return "" }}
+	cfg := &Config{}
+	for _, o := range Options() {
+		o.parse(p, cfg)
+	}
+	return cfg
+}
+
+// validate checks what spans several options or needs more than a type.
+func validate(cfg *Config) []error {
+	var errs []error
+	if cfg.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff; for the project's local Postgres use DATABASE_URL=$(make -s db/url) (`make run` sets it for you)"))
+	}
+	if cfg.FetchPollInterval < cfg.FetchCooldown {
+		errs = append(errs, fmt.Errorf("FETCH_POLL_INTERVAL=%s: must not be shorter than FETCH_COOLDOWN=%s", cfg.FetchPollInterval, cfg.FetchCooldown))
+	}
+	if (cfg.AdminUser == "") != (cfg.AdminPassword == "") {
+		errs = append(errs, errors.New("ADMIN_USER and ADMIN_PASSWORD: set both (operator access) or neither (operator routes refused)"))
+	}
+	return errs
+}
+
+// Print writes the parsed configuration, one NAME=value line per option in
+// table order, with secrets masked: a secret option prints as "(set)" or
+// "(unset)", and DATABASE_URL keeps everything but its password.
+func Print(w io.Writer, getenv func(string) string, cfg *Config) error {
+	for _, o := range Options() {
+		value := o.value(cfg)
+		switch {
+		case o.Secret && value != "":
+			value = "(set, hidden)"
+		case o.Name == "DATABASE_URL":
+			value = MaskPassword(value)
+		}
+		source := "default"
+		if getenv(o.Name) != "" {
+			source = "env"
+		}
+		if _, err := fmt.Fprintf(w, "%s=%s\t# %s\n", o.Name, value, source); err != nil {
+			return fmt.Errorf("print configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+var keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// MaskPassword hides the password of a Postgres connection string, in URL
+// or keyword/value form, and keeps the rest (host, port, user, database)
+// for an operator to check.
+func MaskPassword(conn string) string {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		u, err := url.Parse(conn)
+		if err != nil {
+			return "(unparsable, hidden)"
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return keywordPassword.ReplaceAllString(conn, "${1}xxxxx")
+}
+
+// cpus is the CPU count WORKERS' default is sized by.
+func cpus() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,108 @@
+package config_test
+
+import (
+	"bytes"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/config"
+)
+
+func envFunc(env map[string]string) func(string) string {
+	return func(name string) string { return env[name] }
+}
+
+// readmeRow is one row of the README's configuration table.
+var readmeRow = regexp.MustCompile("^\\| `([A-Z0-9_]+)` \\| (.*) \\| (.*) \\|$")
+
+// TestREADMETable keeps the README's table and the options table one: the
+// same variables in the same order with the same defaults and meanings.
+func TestREADMETable(t *testing.T) {
+	t.Parallel()
+
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "\n## Configuration\n")
+	require.True(t, ok, "README.md has no ## Configuration section")
+	section, _, _ = strings.Cut(section, "\n## ")
+
+	var got, want []string
+	for line := range strings.SplitSeq(section, "\n") {
+		if m := readmeRow.FindStringSubmatch(line); m != nil {
+			got = append(got, line)
+		}
+	}
+	for _, o := range config.Options() {
+		want = append(want, "| `"+o.Name+"` | "+o.Default+" | "+o.Meaning+" |")
+	}
+	require.Equal(t, want, got, "README.md's configuration table differs from internal/config's options; the table should read:\n%s", strings.Join(want, "\n"))
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Defaults", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := config.Parse(envFunc(map[string]string{"DATABASE_URL": "postgres://localhost/handoff"}))
+		require.NoError(t, err)
+		require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
+		require.Equal(t, 10, cfg.DBMaxConns)
+		require.Empty(t, cfg.LogFormat, "unset: chosen by whether stderr is a terminal")
+		require.Equal(t, config.Defaults().Workers, cfg.Workers)
+	})
+
+	t.Run("EveryErrorAtOnce", func(t *testing.T) {
+		t.Parallel()
+		_, err := config.Parse(envFunc(map[string]string{
+			"WORKERS": "lots", "LOG_FORMAT": "xml", "ADMIN_USER": "ops", "METRICS_INTERVAL": "10ms",
+			"QUEUES": "default=3", "FETCH_COOLDOWN": "1s", "FETCH_POLL_INTERVAL": "100ms",
+		}))
+		require.Error(t, err)
+		for _, want := range []string{
+			"DATABASE_URL is not set", `WORKERS="lots"`, `LOG_FORMAT="xml"`, "ADMIN_USER and ADMIN_PASSWORD",
+			"METRICS_INTERVAL=10ms: must be at least 1s", "default queue's workers with WORKERS", "FETCH_POLL_INTERVAL=100ms",
+		} {
+			require.ErrorContains(t, err, want)
+		}
+	})
+}
+
+func TestPrintMasksSecrets(t *testing.T) {
+	t.Parallel()
+
+	env := envFunc(map[string]string{ //nolint:gosec // fake credentials, checked to be masked
+		"DATABASE_URL":   "postgres://handoff:s3cret-pw@db.internal:5432/handoff?sslmode=disable",
+		"ADMIN_USER":     "ops",
+		"ADMIN_PASSWORD": "hunter2-admin",
+	})
+	cfg, err := config.Parse(env)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, config.Print(&out, env, cfg))
+
+	require.NotContains(t, out.String(), "s3cret-pw")
+	require.NotContains(t, out.String(), "hunter2-admin")
+	require.Contains(t, out.String(), "DATABASE_URL=postgres://handoff:xxxxx@db.internal:5432/handoff?sslmode=disable\t# env\n")
+	require.Contains(t, out.String(), "ADMIN_PASSWORD=(set, hidden)\t# env\n")
+	require.Contains(t, out.String(), "ADMIN_USER=ops\t# env\n")
+	require.Contains(t, out.String(), "HTTP_ADDR=127.0.0.1:8080\t# default\n")
+	require.Equal(t, len(config.Options()), strings.Count(out.String(), "\n"), "one line per option")
+}
+
+func TestMaskPassword(t *testing.T) {
+	t.Parallel()
+
+	for in, want := range map[string]string{ //nolint:gosec // fake credentials, checked to be masked
+		"postgres://u:pw@h/db":                         "postgres://u:xxxxx@h/db",
+		"postgres://u@h/db?password=pw&sslmode=verify": "postgres://u@h/db?password=xxxxx&sslmode=verify",
+		"host=h user=u password=pw dbname=db":          "host=h user=u password=xxxxx dbname=db",
+		"host=h password='p w' dbname=db":              "host=h password=xxxxx dbname=db",
+		"postgres://u@h/db":                            "postgres://u@h/db",
+	} {
+		require.Equal(t, want, config.MaskPassword(in), in)
+	}
+}

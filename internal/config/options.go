@@ -1,0 +1,288 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/handoff/handoff/internal/riverseam"
+)
+
+// Option is one environment variable: its name, its default and meaning as
+// the README's table shows them, whether its value is a secret, and how it
+// is parsed into Config.
+type Option struct {
+	// Name is the environment variable.
+	Name string
+	// Default is the default as documentation shows it.
+	Default string
+	// Meaning is one line for the README's table.
+	Meaning string
+	// Secret options print masked in `handoff config`.
+	Secret bool
+
+	parse func(p *parser, cfg *Config)
+	value func(cfg *Config) string
+}
+
+// Options is the table of every variable, in the README's order. Adding a
+// variable is one entry here plus its Config field.
+func Options() []Option {
+	return []Option{
+		{
+			Name: "DATABASE_URL", Default: "(required; `make` sets it)", Meaning: "Postgres connection string (`handoff config` masks its password)",
+			parse: func(p *parser, c *Config) { c.DatabaseURL = p.str("DATABASE_URL", "") },
+			value: func(c *Config) string { return c.DatabaseURL },
+		},
+		{
+			Name: "HTTP_ADDR", Default: "`127.0.0.1:8080`", Meaning: "listen address",
+			parse: func(p *parser, c *Config) { c.HTTPAddr = p.hostPort("HTTP_ADDR", "127.0.0.1:8080") },
+			value: func(c *Config) string { return c.HTTPAddr },
+		},
+		{
+			Name: "AUTO_MIGRATE", Default: "`false`", Meaning: "`serve` applies pending migrations first, under an advisory lock",
+			parse: func(p *parser, c *Config) { c.AutoMigrate = p.boolean("AUTO_MIGRATE", false) },
+			value: func(c *Config) string { return strconv.FormatBool(c.AutoMigrate) },
+		},
+		{
+			Name: "WORKERS", Default: "250 per CPU, at most 10000", Meaning: "River MaxWorkers of the `default` queue (bigger batches drain a backlog faster; [measured](docs/performance.md))",
+			parse: func(p *parser, c *Config) {
+				c.Workers = p.integer("WORKERS", DefaultWorkers(cpus()), 1, MaxWorkers)
+			},
+			value: func(c *Config) string { return strconv.Itoa(c.Workers) },
+		},
+		{
+			Name: "QUEUES", Default: "none", Meaning: "extra queues and their workers: `emails=10,reports=2`",
+			parse: func(p *parser, c *Config) { c.Queues = p.queues("QUEUES") },
+			value: func(c *Config) string {
+				var items []string
+				for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
+					items = append(items, name+"="+strconv.Itoa(c.Queues[name]))
+				}
+				return strings.Join(items, ",")
+			},
+		},
+		{
+			Name: "RESCUE_AFTER", Default: "`2m`", Meaning: "a task whose process died runs again after this (River's rescuer checks every 30 s)",
+			parse: func(p *parser, c *Config) {
+				c.RescueAfter = p.duration("RESCUE_AFTER", 2*time.Minute, time.Second)
+			},
+			value: func(c *Config) string { return c.RescueAfter.String() },
+		},
+		{
+			Name: "SHUTDOWN_TIMEOUT", Default: "`30s`", Meaning: "on SIGTERM, running tasks get this long to finish, then are cancelled and retried later",
+			parse: func(p *parser, c *Config) {
+				c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0)
+			},
+			value: func(c *Config) string { return c.ShutdownTimeout.String() },
+		},
+		{
+			Name: "AUTH_DISABLED", Default: "`false`", Meaning: "reserved: Handoff has no API keys yet, so `/v1` is open; put it behind your gateway",
+			parse: func(p *parser, c *Config) { c.AuthDisabled = p.boolean("AUTH_DISABLED", false) },
+			value: func(c *Config) string { return strconv.FormatBool(c.AuthDisabled) },
+		},
+		{
+			Name: "FETCH_COOLDOWN", Default: "`10ms`", Meaning: "River's minimum time between fetches (throughput ≈ workers per cooldown)",
+			parse: func(p *parser, c *Config) {
+				c.FetchCooldown = p.duration("FETCH_COOLDOWN", 10*time.Millisecond, time.Millisecond)
+			},
+			value: func(c *Config) string { return c.FetchCooldown.String() },
+		},
+		{
+			Name: "FETCH_POLL_INTERVAL", Default: "`100ms`", Meaning: "River's fallback poll when no LISTEN/NOTIFY wake-up arrives (bounds the worst pickup delay)",
+			parse: func(p *parser, c *Config) {
+				c.FetchPollInterval = p.duration("FETCH_POLL_INTERVAL", 100*time.Millisecond, 0)
+			},
+			value: func(c *Config) string { return c.FetchPollInterval.String() },
+		},
+		{
+			Name: "DB_MAX_CONNS", Default: "`10`", Meaning: "connection pool size, for API and workers together: a few per core of the Postgres server (more backends than cores only contend)",
+			parse: func(p *parser, c *Config) { c.DBMaxConns = p.integer("DB_MAX_CONNS", 10, 4, 10_000) },
+			value: func(c *Config) string { return strconv.Itoa(c.DBMaxConns) },
+		},
+		{
+			Name: "INLINE_COMPLETE_BELOW", Default: "`500`", Meaning: "tasks/s: while fewer finish per second, each is completed the moment its worker returns instead of in River's next batch (up to 250 ms later); `0` turns it off",
+			parse: func(p *parser, c *Config) {
+				c.InlineCompleteBelow = p.integer("INLINE_COMPLETE_BELOW", riverseam.DefaultIdleBelow, 0, 1_000_000)
+			},
+			value: func(c *Config) string { return strconv.Itoa(c.InlineCompleteBelow) },
+		},
+		{
+			Name: "REQUEST_TIMEOUT", Default: "`10s`", Meaning: "a body that takes longer to arrive is refused with `408`; an API request whose work takes longer fails with `503`",
+			parse: func(p *parser, c *Config) {
+				c.RequestTimeout = p.duration("REQUEST_TIMEOUT", 10*time.Second, 0)
+			},
+			value: func(c *Config) string { return c.RequestTimeout.String() },
+		},
+		{
+			Name: "COMPLETED_RETENTION", Default: "`24h`", Meaning: "how long River keeps completed job rows (the `tasks` row stays)",
+			parse: func(p *parser, c *Config) {
+				c.CompletedRetention = p.duration("COMPLETED_RETENTION", 24*time.Hour, 0)
+			},
+			value: func(c *Config) string { return c.CompletedRetention.String() },
+		},
+		{
+			Name: "LOG_LEVEL", Default: "`info`", Meaning: "`debug`, `info`, `warn` or `error`",
+			parse: func(p *parser, c *Config) { c.LogLevel = p.level("LOG_LEVEL") },
+			value: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
+		},
+		{
+			Name: "LOG_FORMAT", Default: "`json`, `text` on a terminal", Meaning: "`json` or `text`: one line per request and per task attempt",
+			parse: func(p *parser, c *Config) { c.LogFormat = p.oneOf("LOG_FORMAT", "", "json", "text") },
+			value: func(c *Config) string {
+				if c.LogFormat == "" {
+					return "(json, or text on a terminal)"
+				}
+				return c.LogFormat
+			},
+		},
+		{
+			Name: "ADMIN_USER", Default: "none", Meaning: "operator user name (HTTP basic auth) for `/riverui/`, `/v1/queues` and `/metrics`; without it those are refused",
+			parse: func(p *parser, c *Config) { c.AdminUser = p.str("ADMIN_USER", "") },
+			value: func(c *Config) string { return c.AdminUser },
+		},
+		{
+			Name: "ADMIN_PASSWORD", Default: "none", Meaning: "operator password; set with `ADMIN_USER`", Secret: true,
+			parse: func(p *parser, c *Config) { c.AdminPassword = p.str("ADMIN_PASSWORD", "") },
+			value: func(c *Config) string { return c.AdminPassword },
+		},
+		{
+			Name: "ADMIN_READ_ONLY", Default: "`false`", Meaning: "`true`: River UI and queue control refuse every change (only `GET`)",
+			parse: func(p *parser, c *Config) { c.AdminReadOnly = p.boolean("ADMIN_READ_ONLY", false) },
+			value: func(c *Config) string { return strconv.FormatBool(c.AdminReadOnly) },
+		},
+		{
+			Name: "METRICS_ENABLED", Default: "`true`", Meaning: "`false` drops `/metrics` and the instrumentation behind it (for measuring its cost)",
+			parse: func(p *parser, c *Config) { c.MetricsEnabled = p.boolean("METRICS_ENABLED", true) },
+			value: func(c *Config) string { return strconv.FormatBool(c.MetricsEnabled) },
+		},
+		{
+			Name: "METRICS_PUBLIC", Default: "`false`", Meaning: "`true` serves `/metrics` without operator credentials (for a scraper on a private network)",
+			parse: func(p *parser, c *Config) { c.MetricsPublic = p.boolean("METRICS_PUBLIC", false) },
+			value: func(c *Config) string { return strconv.FormatBool(c.MetricsPublic) },
+		},
+		{
+			Name: "METRICS_INTERVAL", Default: "`15s`", Meaning: "how often queue depth and oldest age are sampled from SQL for `/metrics`",
+			parse: func(p *parser, c *Config) {
+				c.MetricsInterval = p.duration("METRICS_INTERVAL", 15*time.Second, time.Second)
+			},
+			value: func(c *Config) string { return c.MetricsInterval.String() },
+		},
+		{
+			Name: "OTEL_TRACES_EXPORTER", Default: "`none`", Meaning: "`otlp` exports traces over OTLP/HTTP, configured by the standard `OTEL_EXPORTER_OTLP_*`, `OTEL_SERVICE_NAME` and `OTEL_TRACES_SAMPLER` variables ([docs/operations.md](docs/operations.md))",
+			parse: func(p *parser, c *Config) { c.TracesExporter = p.oneOf("OTEL_TRACES_EXPORTER", "none", "none", "otlp") },
+			value: func(c *Config) string { return c.TracesExporter },
+		},
+	}
+}
+
+// parser reads typed variables and collects every error, one per variable.
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) str(name, def string) string {
+	if v := p.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := p.str(name, def)
+	if v != def && !slices.Contains(allowed, v) {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be %s", name, v, strings.Join(allowed, " or ")))
+		return def
+	}
+	return v
+}
+
+func (p *parser) hostPort(name, def string) string {
+	v := p.str(name, def)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be host:port, e.g. 127.0.0.1:8080 or :8080", name, v))
+	}
+	return v
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	raw := p.getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be true or false", name, raw))
+	}
+	return v
+}
+
+func (p *parser) integer(name string, def, lo, hi int) int {
+	raw := p.getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil || v < lo || v > hi {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be an integer from %d to %d", name, raw, lo, hi))
+	}
+	return v
+}
+
+// duration parses a positive duration of at least least (when non-zero).
+func (p *parser) duration(name string, def, least time.Duration) time.Duration {
+	raw := p.getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := time.ParseDuration(raw)
+	switch {
+	case err != nil || v <= 0:
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be a positive duration such as 30s or 2m", name, raw))
+		return def
+	case v < least:
+		p.errs = append(p.errs, fmt.Errorf("%s=%s: must be at least %s", name, v, least))
+		return def
+	}
+	return v
+}
+
+func (p *parser) level(name string) slog.Level {
+	var level slog.Level
+	if raw := p.getenv(name); raw != "" {
+		if err := level.UnmarshalText([]byte(raw)); err != nil {
+			p.errs = append(p.errs, fmt.Errorf("%s=%q: must be debug, info, warn or error", name, raw))
+		}
+	}
+	return level
+}
+
+func (p *parser) queues(name string) map[string]int {
+	raw := p.getenv(name)
+	if raw == "" {
+		return nil
+	}
+	queues := map[string]int{}
+	for item := range strings.SplitSeq(raw, ",") {
+		queue, workers, ok := strings.Cut(strings.TrimSpace(item), "=")
+		n, err := strconv.Atoi(workers)
+		if !ok || queue == "" || err != nil || n < 1 || n > MaxWorkers {
+			p.errs = append(p.errs, fmt.Errorf("%s: %q must be name=workers, workers from 1 to %d", name, item, MaxWorkers))
+			continue
+		}
+		if queue == river.QueueDefault {
+			p.errs = append(p.errs, fmt.Errorf("%s: set the default queue's workers with WORKERS, not QUEUES", name))
+			continue
+		}
+		queues[queue] = n
+	}
+	return queues
+}

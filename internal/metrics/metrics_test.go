@@ -1,0 +1,238 @@
+package metrics_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/metrics"
+	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/jobs"
+)
+
+// scrape GETs /metrics from h and parses it with Prometheus's text parser.
+func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+	require.NoError(t, err)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Content-Type"), "text/plain")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return families
+}
+
+// value finds the sample of family name whose labels include want.
+func value(t *testing.T, families map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	t.Helper()
+	family, ok := families[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range family.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetHistogram() != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func insertClient(t *testing.T, pool *pgxpool.Pool) *river.Client[pgx.Tx] {
+	t.Helper()
+	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{DB: pool}))
+	require.NoError(t, err)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: pgtest.Logger(t)})
+	require.NoError(t, err)
+	return client
+}
+
+func TestQueueSampleMatchesSQL(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewDB(t)
+	client := insertClient(t, pool)
+
+	now := time.Now()
+	var params []river.InsertManyParams
+	add := func(n int, queue string, priority int, scheduledAt time.Time) {
+		for range n {
+			params = append(params, river.InsertManyParams{Args: jobs.NoopArgs{}, InsertOpts: &river.InsertOpts{Queue: queue, Priority: priority, ScheduledAt: scheduledAt}})
+		}
+	}
+	add(5, "default", 1, now.Add(-10*time.Minute))
+	add(2, "default", 3, now.Add(-90*time.Minute)) // older, at a lower priority: still the oldest
+	add(3, "emails", 2, now.Add(-time.Minute))
+	add(4, "emails", 1, now.Add(time.Hour)) // scheduled, not available
+	add(1, "reports", 4, now.Add(2*time.Hour))
+	_, err := client.InsertMany(ctx, params)
+	require.NoError(t, err)
+	// River inserts a task with an explicit ScheduledAt as scheduled; its
+	// scheduler makes the due ones available. Do its step here.
+	_, err = pool.Exec(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'scheduled' AND scheduled_at <= now()`)
+	require.NoError(t, err)
+
+	m := metrics.New(pool, pgtest.Logger(t), &metrics.Opts{Queues: map[string]int{"default": 10, "idle": 1}})
+
+	ages := func() map[string]float64 {
+		rows, err := pool.Query(ctx, `SELECT queue, extract(epoch FROM now() - min(scheduled_at))::float8 FROM river_job WHERE state = 'available' GROUP BY queue`)
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for rows.Next() {
+			var q string
+			var a float64
+			require.NoError(t, rows.Scan(&q, &a))
+			out[q] = a
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	before := ages()
+	require.NoError(t, m.Sample(ctx))
+	after := ages()
+	families := scrape(t, m.Handler())
+
+	// Depth: every (queue, state) the SQL counts, and 0 for the rest.
+	want := map[[2]string]float64{}
+	rows, err := pool.Query(ctx, `SELECT queue, state::text, count(*)::float8 FROM river_job GROUP BY queue, state`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var q, s string
+		var n float64
+		require.NoError(t, rows.Scan(&q, &s, &n))
+		want[[2]string{q, s}] = n
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, want, 4, "default/available, emails/available, emails/scheduled, reports/scheduled")
+	for _, queue := range []string{"default", "emails", "reports", "idle"} {
+		for _, state := range []string{"available", "pending", "retryable", "running", "scheduled"} {
+			got, ok := value(t, families, "handoff_queue_tasks", map[string]string{"queue": queue, "state": state})
+			require.True(t, ok, "handoff_queue_tasks{queue=%q,state=%q} missing", queue, state)
+			require.InDelta(t, want[[2]string{queue, state}], got, 0, "handoff_queue_tasks{queue=%q,state=%q}", queue, state)
+		}
+	}
+
+	// Oldest age: between the SQL's age just before and just after the sample.
+	for queue, lo := range before {
+		got, ok := value(t, families, "handoff_queue_oldest_available_age_seconds", map[string]string{"queue": queue})
+		require.True(t, ok, queue)
+		require.GreaterOrEqual(t, got, lo, queue)
+		require.LessOrEqual(t, got, after[queue], queue)
+	}
+	require.InDelta(t, 90*60, before["default"], 60, "the priority-3 task is the oldest")
+	for _, queue := range []string{"reports", "idle"} {
+		got, ok := value(t, families, "handoff_queue_oldest_available_age_seconds", map[string]string{"queue": queue})
+		require.True(t, ok, queue)
+		require.Zero(t, got, "%s has no available task", queue)
+	}
+
+	// No River client has run: no leader.
+	leader, ok := value(t, families, "handoff_river_leader", nil)
+	require.True(t, ok)
+	require.Zero(t, leader)
+	maxConns, ok := value(t, families, "handoff_db_pool_max_conns", nil)
+	require.True(t, ok)
+	require.InDelta(t, float64(pool.Config().MaxConns), maxConns, 0)
+	producers, ok := value(t, families, "handoff_river_producer_max_workers", map[string]string{"queue": "default"})
+	require.True(t, ok)
+	require.InDelta(t, 10, producers, 0)
+}
+
+func TestRiverMiddlewareCounts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewDB(t)
+	logger := pgtest.Logger(t)
+	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}})
+
+	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{DB: pool, Logger: logger}))
+	require.NoError(t, err)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Logger:            logger,
+		Middleware:        []rivertype.Middleware{m.RiverMiddleware()},
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Workers:           workers,
+		TestOnly:          true,
+	})
+	require.NoError(t, err)
+	m.SetClientID(client.ID())
+	completed, unsubscribe := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	defer unsubscribe()
+	require.NoError(t, client.Start(ctx))
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		require.NoError(t, client.Stop(stopCtx))
+	}()
+
+	zero := 0.0
+	_, err = client.InsertMany(ctx, []river.InsertManyParams{
+		{Args: jobs.NoopArgs{}},
+		{Args: jobs.NoopArgs{}},
+		{Args: jobs.NoopArgs{}},
+		// Fails its only attempt: one failure, one discard.
+		{Args: jobs.SleepArgs{Seconds: &zero, FailTimes: 1}, InsertOpts: &river.InsertOpts{MaxAttempts: 1}},
+	})
+	require.NoError(t, err)
+	for range 4 {
+		select {
+		case <-completed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("tasks were not worked within 30 s")
+		}
+	}
+
+	families := scrape(t, m.Handler())
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"handoff_tasks_enqueued_total", map[string]string{"kind": "noop", "queue": "default"}, 3},
+		{"handoff_tasks_enqueued_total", map[string]string{"kind": "sleep", "queue": "default"}, 1},
+		{"handoff_tasks_completed_total", map[string]string{"kind": "noop", "queue": "default"}, 3},
+		{"handoff_task_attempts_failed_total", map[string]string{"kind": "sleep", "queue": "default"}, 1},
+		{"handoff_tasks_discarded_total", map[string]string{"kind": "sleep", "queue": "default"}, 1},
+		{"handoff_task_work_duration_seconds", map[string]string{"kind": "noop"}, 3},
+		{"handoff_task_pickup_wait_seconds", map[string]string{"queue": "default"}, 4},
+		{"handoff_tasks_running", map[string]string{"queue": "default"}, 0},
+	} {
+		got, ok := value(t, families, c.name, c.labels)
+		require.True(t, ok, "%s%v missing", c.name, c.labels)
+		require.InDelta(t, c.want, got, 0, "%s%v", c.name, c.labels)
+	}
+}
