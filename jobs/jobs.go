@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/handoff/handoff/internal/store"
+	"github.com/handoff/handoff/internal/webhook"
 )
 
 // Args is what every kind's args type provides: River's Kind and a Validate
@@ -47,6 +49,22 @@ type Deps struct {
 	// DB is where progress of long tasks is recorded. Nil disables progress
 	// reports.
 	DB store.DBTX
+
+	// HTTP is what the http kind needs (docs/http-kind.md).
+	HTTP HTTPDeps
+}
+
+// HTTPDeps are the http kind's dependencies.
+type HTTPDeps struct {
+	// Transport sends its requests: safehttp.NewTransport with the
+	// allow-list of HTTP_TASK_ALLOW. Nil means safehttp.NewTransport(nil),
+	// which refuses every non-public address.
+	Transport http.RoundTripper
+	// Signer signs them (WEBHOOK_SECRET); nil sends them unsigned.
+	Signer *webhook.Signer
+	// DB is where a task that can never succeed is discarded: the pool.
+	// Nil cancels such a task instead.
+	DB Beginner
 }
 
 // taskProgress records progress in the task's row. Progress is not part of
@@ -80,6 +98,7 @@ func Kinds(deps Deps) []Kind {
 	return []Kind{
 		NewKind[NoopArgs](&NoopWorker{}),
 		NewKind[SleepArgs](&SleepWorker{Progress: progress, Logger: deps.Logger}),
+		NewKind[HTTPArgs](newHTTPWorker(deps)),
 	}
 }
 
@@ -229,6 +248,10 @@ func decodeStrict(raw json.RawMessage, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		var argsErr ArgsError // from an args type's own UnmarshalJSON
+		if errors.As(err, &argsErr) {
+			return argsErr
+		}
 		return ArgsError{"": describeDecodeError(err)}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
