@@ -13,6 +13,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/handoff/handoff/internal/riverseam"
+	"github.com/handoff/handoff/internal/safehttp"
+	"github.com/handoff/handoff/internal/webhook"
 )
 
 // config is everything the environment sets. Only this file reads it.
@@ -86,6 +88,21 @@ type config struct {
 
 	// LogFormat is LOG_FORMAT: json or text. Default json.
 	LogFormat string
+
+	// WebhookSecret is WEBHOOK_SECRET (whsec_ + base64 of 24+ bytes), which
+	// signs http tasks and callbacks (Standard Webhooks). Default none:
+	// sent unsigned, with a warning at start-up.
+	WebhookSecret webhook.Secret
+
+	// WebhookSecretPrevious is WEBHOOK_SECRET_PREVIOUS: during a rotation,
+	// the old secret, which signs too (a second signature). Default none.
+	WebhookSecretPrevious webhook.Secret
+
+	// HTTPTaskAllow is HTTP_TASK_ALLOW, comma-separated CIDRs, addresses,
+	// hostnames, each with an optional :port, that http tasks may reach
+	// although they are not public (loopback, private, link-local...).
+	// Default none.
+	HTTPTaskAllow *safehttp.AllowList
 }
 
 // maxWorkers is River's limit on a queue's MaxWorkers: a client above it
@@ -119,7 +136,12 @@ func parseConfig(getenv func(string) string) (*config, error) {
 		CompletedRetention:  p.duration("COMPLETED_RETENTION", 24*time.Hour),
 		LogLevel:            p.level("LOG_LEVEL"),
 		LogFormat:           p.str("LOG_FORMAT", "json"),
+
+		WebhookSecret:         p.webhookSecret("WEBHOOK_SECRET"),
+		WebhookSecretPrevious: p.webhookSecret("WEBHOOK_SECRET_PREVIOUS"),
+		HTTPTaskAllow:         p.allowList("HTTP_TASK_ALLOW"),
 	}
+	p.checkWebhookConfig(cfg)
 	if cfg.DatabaseURL == "" {
 		p.errs = append(p.errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff; for the project's local Postgres use DATABASE_URL=$(make -s db/url) (`make run` sets it for you)"))
 	}

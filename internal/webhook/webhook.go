@@ -70,6 +70,9 @@ func (s Secret) String() string {
 	return SecretPrefix + "[redacted]"
 }
 
+// GoString hides the key from %#v.
+func (s Secret) GoString() string { return s.String() }
+
 // LogValue hides the key from slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 

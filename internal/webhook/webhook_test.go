@@ -121,6 +121,8 @@ func TestParseSecret(t *testing.T) {
 	// The key never shows in text or logs.
 	require.Equal(t, "whsec_[redacted]", secret.String())
 	require.Equal(t, "whsec_[redacted]", fmt.Sprint(secret))
+	require.Equal(t, "whsec_[redacted]", fmt.Sprintf("%#v", secret))
+	require.Contains(t, fmt.Sprintf("%+v", struct{ S webhook.Secret }{secret}), "whsec_[redacted]")
 	require.NotContains(t, secret.LogValue().String(), strings.TrimPrefix(good, webhook.SecretPrefix))
 
 	for name, bad := range map[string]string{
