@@ -60,8 +60,8 @@ const (
 	httpErrorExcerptBytes = 512
 )
 
-// HTTPMethods are the methods args.method may name; the default is POST.
-var HTTPMethods = []string{
+// httpMethods are the methods args.method may name; the default is POST.
+var httpMethods = []string{
 	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 	http.MethodPatch, http.MethodDelete, http.MethodOptions,
 }
@@ -92,7 +92,8 @@ var httpForbiddenHeaders = map[string]string{
 type HTTPArgs struct {
 	// URL is the absolute http or https URL to call.
 	URL string `json:"url"`
-	// Method is one of HTTPMethods; empty means POST.
+	// Method is GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS; empty
+	// means POST.
 	Method string `json:"method,omitempty"`
 	// Headers are extra request headers, one value each.
 	Headers map[string]string `json:"headers,omitempty"`
@@ -205,7 +206,7 @@ func (a HTTPArgs) Validate() error {
 		errs["url"] = msg
 	}
 	if a.Method != "" && !isHTTPMethod(a.Method) {
-		errs["method"] = "must be one of " + strings.Join(HTTPMethods, ", ") + " (upper case)"
+		errs["method"] = "must be one of " + strings.Join(httpMethods, ", ") + " (upper case)"
 	}
 	if len(a.Headers) > HTTPMaxHeaders {
 		errs["headers"] = fmt.Sprintf("at most %d headers", HTTPMaxHeaders)
@@ -293,7 +294,7 @@ func isToken(s string) bool {
 }
 
 func isHTTPMethod(m string) bool {
-	for _, known := range HTTPMethods {
+	for _, known := range httpMethods {
 		if m == known {
 			return true
 		}

@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -81,7 +80,8 @@ var blocked = []struct {
 
 // Classify returns why addr is refused, or "" for a public address.
 func Classify(addr netip.Addr) string {
-	addr = addr.Unmap()
+	// A zone (fe80::1%eth0) would make every prefix miss.
+	addr = addr.Unmap().WithZone("")
 	if !addr.IsValid() {
 		return "invalid"
 	}
@@ -185,14 +185,14 @@ func (g *guard) control(ctx context.Context, network, address string, _ syscall.
 	if err != nil {
 		return fmt.Errorf("refused to dial %q: not an IP address and port", address)
 	}
-	addr := addrPort.Addr().Unmap()
+	addr := addrPort.Addr().Unmap().WithZone("")
 	t, _ := ctx.Value(targetKey{}).(target)
 	if t.host == "" {
 		t.host = addr.String()
 	}
 	if !t.nameAllowed && !g.allow.allowsAddr(netip.AddrPortFrom(addr, addrPort.Port())) {
 		if reason := Classify(addr); reason != "" {
-			return &RefusedError{Host: strings.TrimSuffix(strings.TrimPrefix(t.host, "["), "]"), Addr: addr, Reason: reason}
+			return &RefusedError{Host: t.host, Addr: addr, Reason: reason}
 		}
 	}
 	if g.beforeConnectFunc != nil {
