@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
@@ -572,4 +573,72 @@ func TestHTTPWorkerCancelledWhileSending(t *testing.T) {
 	job, err := riverpgxv5.New(bundle.pool).GetExecutor().JobGetByID(t.Context(), &riverdriver.JobGetByIDParams{ID: id})
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCancelled, job.State)
+}
+
+// TestHTTPWorkerInTx works http jobs with rivertest inside a rolled-back
+// transaction, as the other kinds' tests do: the worker's DB may be a
+// pgx.Tx (its discard then runs in a savepoint).
+func TestHTTPWorkerInTx(t *testing.T) {
+	t.Parallel()
+
+	type testBundle struct {
+		tx     pgx.Tx
+		worker *rivertest.Worker[jobs.HTTPArgs, pgx.Tx]
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		tx := pgtest.Tx(t)
+		allow, err := safehttp.ParseAllowList("127.0.0.1")
+		require.NoError(t, err)
+		transport := safehttp.NewTransport(&safehttp.Options{Allow: allow})
+		t.Cleanup(transport.CloseIdleConnections)
+		w := &jobs.HTTPWorker{Transport: transport, DB: tx, Logger: pgtest.Logger(t)}
+		return &testBundle{tx: tx, worker: rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, w)}
+	}
+
+	t.Run("Completes", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t)
+		rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "fine") })
+		res, err := bundle.worker.Work(ctx, t, bundle.tx, jobs.HTTPArgs{URL: rc.URL, Method: http.MethodGet}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		row, err := store.New().TaskGetByID(ctx, bundle.tx, res.Job.ID)
+		require.NoError(t, err)
+		require.Equal(t, "completed", row.State)
+		require.Contains(t, string(row.Result), `"body": "fine"`)
+	})
+
+	t.Run("Gone410Discarded", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setup(t)
+		rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { http.Error(w, "gone", http.StatusGone) })
+		res, err := bundle.worker.Work(ctx, t, bundle.tx, jobs.HTTPArgs{URL: rc.URL}, &river.InsertOpts{MaxAttempts: 10})
+		require.NoError(t, err) // rivertest reports a JobCancel as an event, not an error
+		require.Equal(t, rivertype.JobStateDiscarded, res.Job.State)
+		row, err := store.New().TaskGetByID(ctx, bundle.tx, res.Job.ID)
+		require.NoError(t, err)
+		require.Equal(t, "discarded", row.State)
+		require.Equal(t, int16(1), row.Attempt)
+		require.Len(t, taskErrors(t, row), 1)
+		require.Contains(t, taskErrors(t, row)[0].Error, `HTTP 410 Gone, not retried`)
+		require.Contains(t, taskErrors(t, row)[0].Error, `response: {"status":410`)
+	})
+
+	t.Run("RefusedWithoutDBIsCancelled", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		tx := pgtest.Tx(t)
+		// Without DB the worker cannot discard: it cancels, with the
+		// reason. The default transport allows no loopback.
+		worker := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &jobs.HTTPWorker{})
+		res, err := worker.Work(ctx, t, tx, jobs.HTTPArgs{URL: "http://127.0.0.1:9/"}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCancelled, res.EventKind)
+		require.Equal(t, rivertype.JobStateCancelled, res.Job.State)
+		require.Len(t, res.Job.Errors, 1)
+		require.Equal(t, "JobCancelError: not sent: refused to connect to 127.0.0.1: a loopback address (list it in HTTP_TASK_ALLOW to allow it)", res.Job.Errors[0].Error)
+	})
 }
