@@ -378,7 +378,9 @@ func TestHTTPWorker(t *testing.T) {
 			}
 			_, _ = io.WriteString(w, "late but fine")
 		})
-		timeout := 0.3
+		// Long enough that the second, immediate answer cannot miss it on a
+		// loaded machine; the first attempt costs this much test time.
+		timeout := 2.0
 		id := bundle.insert(t, jobs.HTTPArgs{URL: rc.URL, Timeout: &timeout}, 3)
 
 		row, _ := bundle.waitFinal(t, id)
@@ -386,7 +388,7 @@ func TestHTTPWorker(t *testing.T) {
 		require.Equal(t, int16(2), row.Attempt)
 		errs := taskErrors(t, row)
 		require.Len(t, errs, 1)
-		require.Contains(t, errs[0].Error, "no response within the timeout of 300ms")
+		require.Contains(t, errs[0].Error, "no response within the timeout of 2s")
 		reqs := rc.requests()
 		require.Len(t, reqs, 2)
 		require.Equal(t, reqs[0].header.Get("webhook-id"), reqs[1].header.Get("webhook-id"))
