@@ -124,6 +124,9 @@ func (a *HTTPArgs) UnmarshalJSON(data []byte) error {
 	if err := dec.Decode(&p); err != nil {
 		return err
 	}
+	if len(p.Headers) == 0 {
+		p.Headers = nil // {} and null mean the same: none
+	}
 	*a = HTTPArgs(p)
 	return nil
 }

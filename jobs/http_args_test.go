@@ -2,6 +2,8 @@ package jobs_test
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -98,5 +100,47 @@ func TestHTTPArgsParse(t *testing.T) {
 		var back jobs.HTTPArgs
 		require.NoError(t, json.Unmarshal(raw, &back))
 		require.Equal(t, args, back)
+	})
+}
+
+// FuzzHTTPArgsParse: whatever the input, the http kind's Parse either
+// accepts args that survive their own encoding or answers an ArgsError
+// (never a panic, never another error type).
+func FuzzHTTPArgsParse(f *testing.F) {
+	for _, seed := range []string{
+		`{"url": "https://example.com"}`, `{"url": "http://[::1]:80/x", "method": "GET"}`,
+		`{"url": "https://e.com", "headers": {"A": "1", "a": "2"}}`, `{"url": "https://e.com", "headers": {"A": 1}}`,
+		`{"url": "https://e.com", "url": "https://f.com"}`, `{"URL": "x"}`, `{"url": "https://e.com", "timeout": 1e-9}`,
+		`{"url": "https://e.com", "headers": {"X": "\u0000"}}`, `{"url": "https://e.com", "headers": null, "body": ""}`,
+		`{"url": "https://e.com", "headers": {`, `{"url": "https://e.com"} x`, `{"headers": [1, 2]}`,
+	} {
+		f.Add(seed)
+	}
+	kind := jobs.Kinds(jobs.Deps{})[0]
+	for _, k := range jobs.Kinds(jobs.Deps{}) {
+		if k.Name == "http" {
+			kind = k
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		args, err := kind.Parse(json.RawMessage(raw))
+		if err != nil {
+			var argsErr jobs.ArgsError
+			if !errors.As(err, &argsErr) || len(argsErr) == 0 {
+				t.Fatalf("error %T (%v) is not a non-empty ArgsError", err, err)
+			}
+			return
+		}
+		encoded, err := json.Marshal(args)
+		if err != nil {
+			t.Fatalf("accepted args do not encode: %v", err)
+		}
+		again, err := kind.Parse(encoded)
+		if err != nil {
+			t.Fatalf("accepted %q but rejects its own encoding %s: %v", raw, encoded, err)
+		}
+		if !reflect.DeepEqual(args, again) {
+			t.Fatalf("%q: %+v != %+v after a round trip", raw, args, again)
+		}
 	})
 }
