@@ -108,6 +108,10 @@ type Options struct {
 	// MaxResponseHeaderBytes bounds a response's headers. Default 64 KiB.
 	MaxResponseHeaderBytes int64
 
+	// Resolver resolves hostnames. Nil is net.DefaultResolver. Whatever it
+	// answers, the guard checks the address dialled.
+	Resolver *net.Resolver
+
 	// beforeConnectFunc, for tests, runs after the guard passed an address
 	// and before the connect; an error it returns aborts the dial.
 	beforeConnectFunc func(network, address string) error
@@ -133,6 +137,7 @@ func NewTransport(opts *Options) *http.Transport {
 		Timeout:         dialTimeout,
 		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second},
 		ControlContext:  g.control,
+		Resolver:        opts.Resolver,
 	}
 	return &http.Transport{
 		Proxy: nil,

@@ -48,7 +48,11 @@ func newClient(t *testing.T, allow string, rec *recorder) *http.Client {
 	t.Helper()
 	list, err := ParseAllowList(allow)
 	require.NoError(t, err)
-	transport := NewTransport(&Options{Allow: list, beforeConnectFunc: rec.beforeConnect})
+	return newClientFor(t, NewTransport(&Options{Allow: list, beforeConnectFunc: rec.beforeConnect}))
+}
+
+func newClientFor(t *testing.T, transport *http.Transport) *http.Client {
+	t.Helper()
 	t.Cleanup(transport.CloseIdleConnections)
 	return &http.Client{Transport: transport}
 }
