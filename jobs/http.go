@@ -334,6 +334,19 @@ type HTTPResult struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
+// HTTPDeps are the http kind's dependencies.
+type HTTPDeps struct {
+	// Transport sends its requests: safehttp.NewTransport with the
+	// allow-list of HTTP_TASK_ALLOW. Nil means safehttp.NewTransport(nil),
+	// which refuses every non-public address.
+	Transport http.RoundTripper
+	// Signer signs them (WEBHOOK_SECRET); nil sends them unsigned.
+	Signer *webhook.Signer
+	// DB is where a task that can never succeed is discarded: the pool.
+	// Nil cancels such a task instead.
+	DB Beginner
+}
+
 // Beginner starts a transaction: a *pgxpool.Pool, or a pgx.Tx (a
 // savepoint) in tests.
 type Beginner interface {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/handoff/handoff/internal/store"
-	"github.com/handoff/handoff/internal/webhook"
 )
 
 // Args is what every kind's args type provides: River's Kind and a Validate
@@ -52,19 +50,6 @@ type Deps struct {
 
 	// HTTP is what the http kind needs (docs/http-kind.md).
 	HTTP HTTPDeps
-}
-
-// HTTPDeps are the http kind's dependencies.
-type HTTPDeps struct {
-	// Transport sends its requests: safehttp.NewTransport with the
-	// allow-list of HTTP_TASK_ALLOW. Nil means safehttp.NewTransport(nil),
-	// which refuses every non-public address.
-	Transport http.RoundTripper
-	// Signer signs them (WEBHOOK_SECRET); nil sends them unsigned.
-	Signer *webhook.Signer
-	// DB is where a task that can never succeed is discarded: the pool.
-	// Nil cancels such a task instead.
-	DB Beginner
 }
 
 // taskProgress records progress in the task's row. Progress is not part of
