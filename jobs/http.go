@@ -358,7 +358,8 @@ type HTTPWorker struct {
 	river.WorkerDefaults[HTTPArgs]
 
 	// Transport sends the requests. Nil means safehttp.NewTransport(nil),
-	// made per request: it refuses every non-public address.
+	// made per request without keep-alive: it refuses every non-public
+	// address.
 	Transport http.RoundTripper
 	// Signer signs each request; nil sends webhook-id and
 	// webhook-timestamp without a signature.
@@ -479,7 +480,10 @@ func (w *HTTPWorker) send(ctx context.Context, job *river.Job[HTTPArgs]) (*http.
 
 	transport := w.Transport
 	if transport == nil {
-		transport = safehttp.NewTransport(nil)
+		// One transport per request: it must keep no connection open.
+		guarded := safehttp.NewTransport(nil)
+		guarded.DisableKeepAlives = true
+		transport = guarded
 	}
 	client := &http.Client{
 		Transport: transport,
