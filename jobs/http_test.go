@@ -397,19 +397,30 @@ func TestHTTPWorker(t *testing.T) {
 	t.Run("ConnectionErrorRetries", func(t *testing.T) {
 		t.Parallel()
 		bundle := setupHTTP(t, httpOpts{})
-		// A loopback port with nothing listening: connection refused.
+		// A loopback server that closes every connection without a word:
+		// the request fails with no answer.
 		ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		addr := ln.Addr().String()
-		require.NoError(t, ln.Close())
-		id := bundle.insert(t, jobs.HTTPArgs{URL: "http://" + addr + "/"}, 1)
+		t.Cleanup(func() { _ = ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = conn.Close()
+			}
+		}()
+		id := bundle.insert(t, jobs.HTTPArgs{URL: "http://" + ln.Addr().String() + "/"}, 2)
 
 		row, _ := bundle.waitFinal(t, id)
-		require.Equal(t, "discarded", row.State, "its one attempt failed")
+		require.Equal(t, "discarded", row.State, "both attempts failed")
+		require.Equal(t, int16(2), row.Attempt, "retried")
 		errs := taskErrors(t, row)
-		require.Len(t, errs, 1)
-		require.Contains(t, errs[0].Error, "request failed")
-		require.Contains(t, errs[0].Error, "connection refused")
+		require.Len(t, errs, 2)
+		for _, e := range errs {
+			require.Contains(t, e.Error, "request failed: Post")
+		}
 	})
 
 	t.Run("RefusedTargetDiscarded", func(t *testing.T) {
