@@ -47,6 +47,9 @@ type Deps struct {
 	// DB is where progress of long tasks is recorded. Nil disables progress
 	// reports.
 	DB store.DBTX
+
+	// HTTP is what the http kind needs (docs/http-kind.md).
+	HTTP HTTPDeps
 }
 
 // taskProgress records progress in the task's row. Progress is not part of
@@ -80,6 +83,7 @@ func Kinds(deps Deps) []Kind {
 	return []Kind{
 		NewKind[NoopArgs](&NoopWorker{}),
 		NewKind[SleepArgs](&SleepWorker{Progress: progress, Logger: deps.Logger}),
+		NewKind[HTTPArgs](newHTTPWorker(deps)),
 	}
 }
 

@@ -48,7 +48,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 
-	kinds := jobs.Kinds(jobs.Deps{Logger: logger, DB: pool})
+	httpKind, httpTransport := httpDeps(logger, cfg, pool)
+	defer httpTransport.CloseIdleConnections()
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger, DB: pool, HTTP: httpKind})
 	workers, err := jobs.Workers(kinds)
 	if err != nil {
 		return err

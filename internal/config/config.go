@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/handoff/handoff/internal/safehttp"
+	"github.com/handoff/handoff/internal/webhook"
 )
 
 // Config is everything the environment sets, one field per variable. The
@@ -48,6 +51,13 @@ type Config struct {
 	MetricsPublic       bool
 	MetricsInterval     time.Duration
 	TracesExporter      string
+
+	// WebhookSecret signs http tasks and callbacks (Standard Webhooks);
+	// WebhookSecretPrevious signs too during a rotation. Zero: unsigned.
+	WebhookSecret         webhook.Secret
+	WebhookSecretPrevious webhook.Secret
+	// HTTPTaskAllow lists the non-public targets http tasks may reach.
+	HTTPTaskAllow *safehttp.AllowList
 }
 
 // MaxWorkers is River's limit on a queue's MaxWorkers: a client above it
@@ -94,6 +104,9 @@ func validate(cfg *Config) []error {
 	}
 	if cfg.FetchPollInterval < cfg.FetchCooldown {
 		errs = append(errs, fmt.Errorf("FETCH_POLL_INTERVAL=%s: must not be shorter than FETCH_COOLDOWN=%s", cfg.FetchPollInterval, cfg.FetchCooldown))
+	}
+	if cfg.WebhookSecret.IsZero() && !cfg.WebhookSecretPrevious.IsZero() {
+		errs = append(errs, errors.New("WEBHOOK_SECRET_PREVIOUS is set but WEBHOOK_SECRET is not: set the new secret in WEBHOOK_SECRET and keep the old one in WEBHOOK_SECRET_PREVIOUS while receivers switch"))
 	}
 	if (cfg.AdminUser == "") != (cfg.AdminPassword == "") {
 		errs = append(errs, errors.New("ADMIN_USER and ADMIN_PASSWORD: set both (operator access) or neither (operator routes refused)"))

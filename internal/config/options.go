@@ -13,6 +13,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/handoff/handoff/internal/riverseam"
+	"github.com/handoff/handoff/internal/safehttp"
+	"github.com/handoff/handoff/internal/webhook"
 )
 
 // Option is one environment variable: its name, its default and meaning as
@@ -180,7 +182,58 @@ func Options() []Option {
 			parse: func(p *parser, c *Config) { c.TracesExporter = p.oneOf("OTEL_TRACES_EXPORTER", "none", "none", "otlp") },
 			value: func(c *Config) string { return c.TracesExporter },
 		},
+		{
+			Name: "WEBHOOK_SECRET", Default: "none", Meaning: "`whsec_` + base64 of 24+ random bytes: signs `http` tasks and callbacks ([Standard Webhooks](docs/http-kind.md#signatures-standard-webhooks)); unset, they are sent unsigned (with a warning at start-up)", Secret: true,
+			parse: func(p *parser, c *Config) { c.WebhookSecret = p.webhookSecret("WEBHOOK_SECRET") },
+			value: func(c *Config) string { return secretValue(c.WebhookSecret) },
+		},
+		{
+			Name: "WEBHOOK_SECRET_PREVIOUS", Default: "none", Meaning: "during a rotation, the old secret: requests carry a second signature under it", Secret: true,
+			parse: func(p *parser, c *Config) { c.WebhookSecretPrevious = p.webhookSecret("WEBHOOK_SECRET_PREVIOUS") },
+			value: func(c *Config) string { return secretValue(c.WebhookSecretPrevious) },
+		},
+		{
+			Name: "HTTP_TASK_ALLOW", Default: "none", Meaning: "comma-separated CIDRs, IP addresses, hostnames, each with an optional `:port`, that `http` tasks may reach although they are not public ([the SSRF guard](docs/http-kind.md#the-ssrf-guard))",
+			parse: func(p *parser, c *Config) { c.HTTPTaskAllow = p.allowList("HTTP_TASK_ALLOW") },
+			value: func(c *Config) string {
+				if c.HTTPTaskAllow == nil {
+					return ""
+				}
+				return c.HTTPTaskAllow.String()
+			},
+		},
 	}
+}
+
+// secretValue is what Print masks: "" when unset.
+func secretValue(s webhook.Secret) string {
+	if s.IsZero() {
+		return ""
+	}
+	return "set"
+}
+
+// webhookSecret reads a whsec_ secret; unset is the zero Secret. The value
+// is never repeated in an error: it is a secret.
+func (p *parser) webhookSecret(name string) webhook.Secret {
+	raw := p.getenv(name)
+	if raw == "" {
+		return webhook.Secret{}
+	}
+	secret, err := webhook.ParseSecret(raw)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return secret
+}
+
+// allowList reads HTTP_TASK_ALLOW.
+func (p *parser) allowList(name string) *safehttp.AllowList {
+	list, err := safehttp.ParseAllowList(p.getenv(name))
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return list
 }
 
 // parser reads typed variables and collects every error, one per variable.

@@ -484,13 +484,15 @@ func (d *decoder) mapValue(path string, kind jsontext.Kind, v reflect.Value) err
 	if kind != '{' || t.Key().Kind() != reflect.String {
 		return d.fail(path, "must be an object, not "+kindName(kind))
 	}
-	if v.IsNil() {
-		v.Set(reflect.MakeMap(t))
-	}
 	if _, err := d.dec.ReadToken(); err != nil {
 		return err
 	}
 	for d.dec.PeekKind() != '}' {
+		// An empty object leaves the map nil, as omitempty writes it: a
+		// value and its encoding decode the same.
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(t))
+		}
 		key, ok, err := d.name(path)
 		if err != nil {
 			return err

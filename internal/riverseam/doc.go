@@ -1,7 +1,8 @@
 // Package riverseam is the one home of everything in Handoff that relies on
 // River's internals rather than its API: the one-statement accept
 // (RunOwnStatement), the worker middleware that completes jobs at once and
-// marks every outcome with its attempt (Middleware), the metadata keys
+// marks every outcome with its attempt (Middleware), a worker's discard of
+// its own job (JobDiscardTx), the metadata keys
 // Handoff writes (MetadataKey...), and the Go projection of a job into its
 // tasks row (TaskRow). The SQL half of the seam, the triggers on river_job,
 // is in migrations/ (00009, 00010, 00011, 00012). The conformance suite in this
@@ -75,4 +76,14 @@
 //     river@v0.51.2/client.go (insertManyShared,
 //     maybeNotifyInsertForQueues), river@v0.51.2/internal/notifier/notifier.go
 //     (NotificationTopicInsert).
+//  11. JobDiscardTx: the driver's JobSetStateIfRunningMany with the params
+//     of riverdriver.JobSetStateDiscarded discards a running job as River's
+//     executor does after a last failed attempt (errors appended, finalized
+//     at, metadata merged), and changes no state of a job that is not
+//     running; a worker that then returns river.JobCancel makes River send
+//     the same query for the cancel, which finds the job discarded and
+//     changes nothing. riverdriver@v0.51.2/river_driver_interface.go
+//     (JobSetStateDiscarded), river@v0.51.2/internal/jobexecutor/
+//     job_executor.go (reportError), riverpgxv5@v0.51.2/internal/dbsqlc/
+//     river_job.sql.
 package riverseam
