@@ -67,7 +67,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "CaseVariantFields", body: `{"KIND": "noop", "Max_Attempts": 3}`, status: 422, detail: "unknown field", fields: map[string]string{
 			"KIND":         `unknown field (names are case-sensitive: did you mean "kind"?)`,
 			"Max_Attempts": `unknown field (names are case-sensitive: did you mean "max_attempts"?)`,
-			"kind":         "is required; known kinds: noop, sleep",
+			"kind":         "is required; known kinds: http, noop, sleep",
 		}},
 		{name: "CaseVariantArgs", body: `{"kind": "sleep", "args": {"SECONDS": 0.01}}`, status: 422, detail: "args.SECONDS", fields: map[string]string{
 			"args.SECONDS": `unknown field (names are case-sensitive: did you mean "seconds"?)`,
