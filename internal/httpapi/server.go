@@ -23,6 +23,10 @@ type ServerOpts struct {
 	// RequestTimeout bounds each /v1 request, so that a slow or unreachable
 	// database yields a 503 rather than a hung client. Defaults to 10 s.
 	RequestTimeout time.Duration
+
+	// Live wires the event stream, ?wait= and the browser pages; nil
+	// leaves them out.
+	Live *LiveOpts
 }
 
 // NewServer returns the API's handler. The middleware order is visible here:
@@ -41,11 +45,20 @@ func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.
 		timeout = 10 * time.Second
 	}
 
+	var lv *LiveOpts
+	if opts.Live != nil {
+		lv = opts.Live.withDefaults()
+	}
+
 	v1 := http.NewServeMux()
-	addV1Routes(v1, logger, tasks)
+	addV1Routes(v1, logger, tasks, lv)
 
 	root := http.NewServeMux()
 	root.Handle("/v1/", limitBody(MaxBodyBytes, withTimeout(timeout, v1)))
+	if lv != nil {
+		addLiveRoutes(root, logger, tasks, lv, v1, timeout)
+		addPageRoutes(root, logger, tasks, lv)
+	}
 	addRootRoutes(root, logger, ready)
 
 	return recoverPanics(logger, logRequests(logger, root))

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -52,15 +53,29 @@ func handleTaskCreate(logger *slog.Logger, tasks *task.Service) http.Handler {
 	})
 }
 
-// handleTaskGet serves GET /v1/tasks/{id}.
-func handleTaskGet(logger *slog.Logger, tasks *task.Service) http.Handler {
+// handleTaskGet serves GET /v1/tasks/{id}?wait=: with a wait (at most
+// MaxWait), it answers once the task is terminal or the wait runs out.
+func handleTaskGet(logger *slog.Logger, tasks *task.Service, hub *live.Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathID(r)
 		if err != nil {
 			writeProblem(w, r, logger, err)
 			return
 		}
-		t, err := tasks.Get(r.Context(), id)
+		wait, err := waitParam(r)
+		if err == nil && wait > 0 && hub == nil {
+			err = badRequest("wait is not available on this server")
+		}
+		if err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		var t *task.Task
+		if wait > 0 {
+			t, err = waitTerminal(r.Context(), tasks, hub, id, wait)
+		} else {
+			t, err = tasks.Get(r.Context(), id)
+		}
 		if err != nil {
 			writeProblem(w, r, logger, err)
 			return
