@@ -86,6 +86,16 @@ type config struct {
 
 	// LogFormat is LOG_FORMAT: json or text. Default json.
 	LogFormat string
+
+	// LiveSecret is LIVE_SECRET, the key of per-task read tokens (the page
+	// and event-stream links of docs/live.md), at least 32 characters,
+	// the same on every replica. Default: random per process, so links
+	// work only on the replica that made them, until it restarts.
+	LiveSecret string
+
+	// LiveMaxStreams is LIVE_MAX_STREAMS, the most event streams and
+	// ?wait= requests open at once in one process. Default 10,000.
+	LiveMaxStreams int
 }
 
 // maxWorkers is River's limit on a queue's MaxWorkers: a client above it
@@ -119,6 +129,11 @@ func parseConfig(getenv func(string) string) (*config, error) {
 		CompletedRetention:  p.duration("COMPLETED_RETENTION", 24*time.Hour),
 		LogLevel:            p.level("LOG_LEVEL"),
 		LogFormat:           p.str("LOG_FORMAT", "json"),
+		LiveSecret:          getenv("LIVE_SECRET"),
+		LiveMaxStreams:      p.integer("LIVE_MAX_STREAMS", 10_000, 1, 1_000_000),
+	}
+	if cfg.LiveSecret != "" && len(cfg.LiveSecret) < 32 {
+		p.errs = append(p.errs, errors.New("LIVE_SECRET: must be at least 32 characters, e.g. from `openssl rand -hex 32`"))
 	}
 	if cfg.DatabaseURL == "" {
 		p.errs = append(p.errs, errors.New("DATABASE_URL is not set: give a Postgres URL, e.g. postgres://user@localhost:5432/handoff; for the project's local Postgres use DATABASE_URL=$(make -s db/url) (`make run` sets it for you)"))

@@ -117,6 +117,8 @@ func handleTaskEvents(logger *slog.Logger, tasks *task.Service, lv *LiveOpts) ht
 			select {
 			case <-ctx.Done():
 				return
+			case <-lv.Hub.Stopping():
+				return
 			case <-sub.C:
 			case <-keepAlive.C:
 				if err := writeEvent(rc, w, lv.WriteTimeout, ": keep-alive\n\n"); err != nil {
@@ -226,6 +228,8 @@ func waitTerminal(ctx context.Context, tasks *task.Service, hub *live.Hub, id in
 		}
 		select {
 		case <-sub.C:
+		case <-hub.Stopping():
+			return tasks.Get(ctx, id) //nolint:wrapcheck // Get's errors are the service's own
 		case <-timer.C:
 			return tasks.Get(ctx, id) //nolint:wrapcheck // Get's errors are the service's own
 		case <-ctx.Done():

@@ -79,6 +79,9 @@ type Hub struct {
 	streams int
 	pid     uint32 // the listener connection's backend, 0 when down
 	ready   chan struct{}
+
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // watch is one task's subscribers in this process. mu orders the
@@ -118,8 +121,20 @@ func NewHub(pool *pgxpool.Pool, opts *HubOpts) *Hub {
 		opts:    o,
 		watches: map[int64]*watch{},
 		ready:   make(chan struct{}),
+
+		stopping: make(chan struct{}),
 	}
 }
+
+// Shutdown tells every stream to end, so that a graceful HTTP stop does not
+// wait for streams that never go idle; clients reconnect elsewhere with
+// Last-Event-ID. Register it with http.Server.RegisterOnShutdown.
+func (h *Hub) Shutdown() {
+	h.stoppingOnce.Do(func() { close(h.stopping) })
+}
+
+// Stopping is closed by Shutdown.
+func (h *Hub) Stopping() <-chan struct{} { return h.stopping }
 
 // Subscription is one subscriber's interest in one task.
 type Subscription struct {
