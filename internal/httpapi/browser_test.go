@@ -21,16 +21,16 @@ import (
 // "first-input", which is reported whatever its duration), the click's
 // timestamp, and the moment the page first shows the accepted task.
 const measureJS = `(() => {
-  const m = window.__handoff = {events: [], first: null, clickAt: null, acceptedAt: null};
+  const m = window.__handoff = {events: [], first: null, click_at: null, accepted_at: null};
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) m.events.push({name: e.name, duration: e.duration, id: e.interactionId});
   }).observe({type: "event", durationThreshold: 16, buffered: true});
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) m.first = {name: e.name, duration: e.duration};
   }).observe({type: "first-input", buffered: true});
-  document.getElementById("submit").addEventListener("click", (e) => { m.clickAt = e.timeStamp; }, {capture: true});
+  document.getElementById("submit").addEventListener("click", (e) => { m.click_at = e.timeStamp; }, {capture: true});
   new MutationObserver(() => {
-    if (m.acceptedAt === null && !document.getElementById("task").hidden) m.acceptedAt = performance.now();
+    if (m.accepted_at === null && !document.getElementById("task").hidden) m.accepted_at = performance.now();
   }).observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
   return true;
 })()`
@@ -45,8 +45,8 @@ type pageMeasure struct {
 		Name     string  `json:"name"`
 		Duration float64 `json:"duration"`
 	} `json:"first"`
-	ClickAt    *float64 `json:"clickAt"`
-	AcceptedAt *float64 `json:"acceptedAt"`
+	ClickAt    *float64 `json:"click_at"`
+	AcceptedAt *float64 `json:"accepted_at"`
 }
 
 // inp is the click's Interaction to Next Paint: the longest Event Timing
@@ -134,7 +134,7 @@ func TestBrowserTaskPage(t *testing.T) {
 	if shotDir == "" {
 		shotDir = filepath.Join(os.TempDir(), "handoff-browser-"+time.Now().UTC().Format("20060102T150405"))
 	}
-	require.NoError(t, os.MkdirAll(shotDir, 0o750))
+	require.NoError(t, os.MkdirAll(shotDir, 0o750)) //nolint:gosec // the test's own screenshot folder, chosen by whoever runs it
 	shot := func(name string) {
 		t.Helper()
 		stepCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -142,7 +142,7 @@ func TestBrowserTaskPage(t *testing.T) {
 		png, err := chromedp.Run(stepCtx, chromedp.FullScreenshot(100))
 		require.NoError(t, err)
 		file := filepath.Join(shotDir, name)
-		require.NoError(t, os.WriteFile(file, png, 0o600))
+		require.NoError(t, os.WriteFile(file, png, 0o600)) //nolint:gosec // a fixed name in the screenshot folder
 		t.Logf("screenshot: %s", file)
 	}
 
@@ -164,7 +164,7 @@ func TestBrowserTaskPage(t *testing.T) {
 		}
 		step(chromedp.Click(chromedp.ID("submit")), chromedp.WaitVisible(chromedp.ID("task")))
 		// Event Timing entries are queued after the next paint.
-		poll(`window.__handoff.acceptedAt !== null && window.__handoff.first !== null`)
+		poll(`window.__handoff.accepted_at !== null && window.__handoff.first !== null`)
 		var m pageMeasure
 		run(`window.__handoff`, &m)
 		require.NotNil(t, m.ClickAt, "the click was seen")

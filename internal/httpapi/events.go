@@ -146,7 +146,7 @@ func writeEvent(rc *http.ResponseController, w http.ResponseWriter, timeout time
 	if err := rc.SetWriteDeadline(time.Now().Add(timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
-	if _, err := w.Write([]byte(event)); err != nil {
+	if _, err := w.Write([]byte(event)); err != nil { //nolint:gosec // text/event-stream of JSON, never rendered as HTML
 		return fmt.Errorf("write event: %w", err)
 	}
 	if err := rc.Flush(); err != nil {

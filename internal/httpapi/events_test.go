@@ -152,6 +152,7 @@ func (b *liveBundle) openStream(t *testing.T, path string, header ...string) *st
 }
 
 func (s *stream) read(t *testing.T) {
+	t.Helper()
 	defer close(s.events)
 	defer s.resp.Body.Close()
 	sc := bufio.NewScanner(s.resp.Body)
@@ -358,7 +359,9 @@ func TestTaskEventsThousandStreams(t *testing.T) {
 		runtime.ReadMemStats(&m)
 		return m.HeapInuse + m.StackInuse
 	}
-	open := func(from, to int) []*http.Response {
+	// open opens streams from ids[from:to] and reads each one's first
+	// event, so that the stream is fully set up; bodies close at cleanup.
+	open := func(from, to int) []*bufio.Reader {
 		resps := make([]*http.Response, to-from)
 		var wg sync.WaitGroup
 		for i := from; i < to; i++ {
@@ -368,7 +371,7 @@ func TestTaskEventsThousandStreams(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				resp, err := client.Do(req)
+				resp, err := client.Do(req) //nolint:bodyclose // closed at cleanup
 				if err != nil {
 					t.Error(err)
 					return
@@ -377,11 +380,14 @@ func TestTaskEventsThousandStreams(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		t.Cleanup(func() {
+			for _, r := range resps {
+				if r != nil {
+					_ = r.Body.Close()
+				}
+			}
+		})
 		require.False(t, t.Failed())
-		return resps
-	}
-	// Each stream's first event, read so that the stream is fully set up.
-	readFirst := func(resps []*http.Response) []*bufio.Reader {
 		readers := make([]*bufio.Reader, len(resps))
 		for i, resp := range resps {
 			require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -392,18 +398,10 @@ func TestTaskEventsThousandStreams(t *testing.T) {
 	}
 
 	base := heap()
-	half := open(0, n/2)
-	readers := readFirst(half)
+	readers := open(0, n/2)
 	atHalf := heap()
-	rest := open(n/2, n)
-	readers = append(readers, readFirst(rest)...)
+	readers = append(readers, open(n/2, n)...)
 	atFull := heap()
-	all := append(half, rest...)
-	t.Cleanup(func() {
-		for _, r := range all {
-			_ = r.Body.Close()
-		}
-	})
 
 	require.Equal(t, n, b.hub.Streams())
 	perFirst := float64(atHalf-base) / float64(n/2)

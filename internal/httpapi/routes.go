@@ -15,7 +15,7 @@ import (
 // /v1/tasks/{id}/events and ?wait= are served from the root mux
 // (addLiveRoutes), outside the request timeout.
 func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts) {
-	var create http.Handler = handleTaskCreate(logger, tasks)
+	create := handleTaskCreate(logger, tasks)
 	var hub *live.Hub
 	if lv != nil {
 		create = withReadLinks(lv.Tokens, create)
