@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // liveIdleStreams is the number of idle event streams open during the
@@ -29,20 +31,23 @@ func (b *bench) live(ctx context.Context) error {
 	// Rounds alternate the order (none, idle, idle, none), so that a drift
 	// of the machine's speed weighs on both sides alike.
 	var quiet, idle drainResult
+	var quietCPU, idleCPU cpuTimes
 	for round := range b.opts.workRounds {
 		order := []int{0, liveIdleStreams}
 		if round%2 == 1 {
 			order = []int{liveIdleStreams, 0}
 		}
 		for _, streams := range order {
-			res, err := b.drainWithStreams(ctx, n, streams)
+			res, cpu, err := b.drainWithStreams(ctx, n, streams)
 			if err != nil {
 				return err
 			}
 			if streams == 0 {
 				quiet.add(res)
+				quietCPU = quietCPU.add(cpu)
 			} else {
 				idle.add(res)
+				idleCPU = idleCPU.add(cpu)
 			}
 		}
 	}
@@ -54,6 +59,16 @@ func (b *bench) live(ctx context.Context) error {
 		ratio:    r,
 		target:   "≥ 0.95",
 	}, v >= 0.95)
+	// CPU per task depends far less than wall time on what else the
+	// machine runs: on a shared machine it is the steadier comparison.
+	b.report.info(row{
+		figure: fmt.Sprintf("CPU per task, drain with %d idle streams", liveIdleStreams),
+		value:  idleCPU.perTask(idle.completed),
+	})
+	b.report.info(row{
+		figure: "CPU per task, drain with no stream",
+		value:  quietCPU.perTask(quiet.completed),
+	})
 	return b.eventLatency(ctx)
 }
 
@@ -62,15 +77,23 @@ func (b *bench) live(ctx context.Context) error {
 // open, and only then is the backlog loaded, so that setting up the streams
 // does not overlap the drain; with or without streams, the procedure is the
 // same.
-func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainResult, err error) {
+//
+// It also returns the CPU that Postgres (this database's backends), the
+// server and the bench used from just before the load to the drain's end.
+func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainResult, _ cpuTimes, err error) {
 	dbURL, pool, err := b.dbs.newDB(ctx, "live-drain", 0, benchPoolConns)
 	if err != nil {
-		return drainResult{}, err
+		return drainResult{}, cpuTimes{}, err
 	}
 	defer pool.Close()
+	dbCfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return drainResult{}, cpuTimes{}, fmt.Errorf("parse database URL: %w", err)
+	}
+	db := dbCfg.Database
 	srv, err := b.servers.start(ctx, dbURL, b.opts.tune.env())
 	if err != nil {
-		return drainResult{}, err
+		return drainResult{}, cpuTimes{}, err
 	}
 	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
 
@@ -84,25 +107,39 @@ func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainRe
 		for range streams {
 			id, err := postBody(ctx, client, srv.url, `{"kind":"noop","args":{},"run_at":"2030-01-01T00:00:00Z"}`)
 			if err != nil {
-				return drainResult{}, err
+				return drainResult{}, cpuTimes{}, err
 			}
 			if _, err := openEvents(streamCtx, streamClient, srv.url, id); err != nil {
-				return drainResult{}, err
+				return drainResult{}, cpuTimes{}, err
 			}
 		}
 	}
-	if err := loadBacklog(ctx, pool, n); err != nil {
-		return drainResult{}, err
-	}
-	res, err := drain(ctx, pool, n, b.opts.drainLimit, func() error { stopStreams(); return b.servers.stop(srv) })
+	before, err := sampleCPU(db, srv.cmd.Process.Pid)
 	if err != nil {
-		return drainResult{}, err
+		return drainResult{}, cpuTimes{}, err
+	}
+	if err := loadBacklog(ctx, pool, n); err != nil {
+		return drainResult{}, cpuTimes{}, err
+	}
+	var used cpuTimes
+	res, err := drain(ctx, pool, n, b.opts.drainLimit, func() error {
+		after, err := sampleCPU(db, srv.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		used = after.sub(before)
+		stopStreams()
+		return b.servers.stop(srv)
+	})
+	if err != nil {
+		return drainResult{}, cpuTimes{}, err
 	}
 	if _, err := verifyOnce(ctx, pool, n, res.partial); err != nil {
-		return drainResult{}, err
+		return drainResult{}, cpuTimes{}, err
 	}
-	b.logger.Info("live drain", slog.Int("backlog", n), slog.Int("idle_streams", streams), slog.Float64("per_s", res.rate()))
-	return res, nil
+	b.logger.Info("live drain", slog.Int("backlog", n), slog.Int("idle_streams", streams), slog.Float64("per_s", res.rate()),
+		slog.String("cpu_per_task", used.perTask(res.completed)))
+	return res, used, nil
 }
 
 // eventLatency offers 1 s sleep tasks at the latency phase's rate, each
@@ -179,6 +216,10 @@ func (b *bench) eventLatency(ctx context.Context) (err error) {
 		target: "≤ 50 ms",
 	}, p99 <= 50*time.Millisecond)
 	return nil
+}
+
+func (c cpuTimes) add(o cpuTimes) cpuTimes {
+	return cpuTimes{postgres: c.postgres + o.postgres, server: c.server + o.server, bench: c.bench + o.bench}
 }
 
 // streamResult is what one stream delivered: the latencies of its state
