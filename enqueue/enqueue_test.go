@@ -53,7 +53,7 @@ func setup(t *testing.T, work bool) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	bundle := &testBundle{pool: pgtest.NewDB(t), now: time.Now()}
-	kinds := jobs.Kinds(jobs.Deps{DB: bundle.pool})
+	kinds := jobs.Kinds(jobs.Deps{})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	cfg := &river.Config{

@@ -119,7 +119,7 @@ func ExampleClient_Enqueue_validation() {
 // exampleServer does what `handoff serve` does at start-up on pool: records
 // its kinds and queues for handoff.enqueue and, with work, runs workers.
 func exampleServer(ctx context.Context, pool *pgxpool.Pool, work bool) (stop func()) {
-	kinds := jobs.Kinds(jobs.Deps{DB: pool})
+	kinds := jobs.Kinds(jobs.Deps{})
 	workers, err := jobs.Workers(kinds)
 	if err != nil {
 		panic(err)

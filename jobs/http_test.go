@@ -144,7 +144,7 @@ func setupHTTP(t *testing.T, opts httpOpts) *httpBundle {
 	}
 	transport := safehttp.NewTransport(&safehttp.Options{Allow: allow})
 	t.Cleanup(transport.CloseIdleConnections)
-	kinds := jobs.Kinds(jobs.Deps{Logger: pgtest.Logger(t), DB: pool, HTTP: jobs.HTTPDeps{Transport: transport, Signer: signer, DB: pool}})
+	kinds := jobs.Kinds(jobs.Deps{Logger: pgtest.Logger(t), HTTP: jobs.HTTPDeps{Transport: transport, Signer: signer, DB: pool}})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	bundle.client, err = river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -21,7 +21,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/handoff/handoff/internal/jsonstrict"
-	"github.com/handoff/handoff/internal/store"
 )
 
 // Args is what every kind's args type provides: River's Kind and a Validate
@@ -33,41 +32,17 @@ type Args interface {
 	Validate() error
 }
 
-// ProgressRecorder stores a running task's progress. It is best effort: a
-// lost progress write changes nothing about the task's outcome.
-type ProgressRecorder interface {
-	RecordProgress(ctx context.Context, taskID int64, progress any) error
-}
-
 // Deps are the dependencies workers need from the rest of the service.
 type Deps struct {
 	// Logger receives workers' logs.
 	Logger *slog.Logger
 
-	// DB is where progress of long tasks is recorded. Nil disables progress
-	// reports.
-	DB store.DBTX
+	// Progress stores the progress reports of long tasks. Nil disables
+	// them.
+	Progress ProgressWriter
 
 	// HTTP is what the http kind needs (docs/http-kind.md).
 	HTTP HTTPDeps
-}
-
-// taskProgress records progress in the task's row. Progress is not part of
-// the exactly-once result, so a plain autocommit update is enough.
-type taskProgress struct {
-	db      store.DBTX
-	queries *store.Queries
-}
-
-func (p *taskProgress) RecordProgress(ctx context.Context, taskID int64, progress any) error {
-	raw, err := json.Marshal(progress)
-	if err != nil {
-		return fmt.Errorf("encode progress: %w", err)
-	}
-	if _, err := p.queries.TaskProgressUpdate(ctx, p.db, store.TaskProgressUpdateParams{ID: taskID, Progress: raw}); err != nil {
-		return fmt.Errorf("update progress: %w", err)
-	}
-	return nil
 }
 
 // Kinds returns every task kind Handoff knows. Adding a kind means writing
@@ -76,13 +51,9 @@ func Kinds(deps Deps) []Kind {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	var progress ProgressRecorder
-	if deps.DB != nil {
-		progress = &taskProgress{db: deps.DB, queries: store.New()}
-	}
 	return []Kind{
 		NewKind[NoopArgs](&NoopWorker{}),
-		NewKind[SleepArgs](&SleepWorker{Progress: progress, Logger: deps.Logger}),
+		NewKind[SleepArgs](&SleepWorker{Progress: deps.Progress, Logger: deps.Logger}),
 		NewKind[HTTPArgs](newHTTPWorker(deps)),
 	}
 }

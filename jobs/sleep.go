@@ -57,23 +57,16 @@ type SleepResult struct {
 	Attempt int   `json:"attempt"`
 }
 
-// SleepProgress is what a running sleep task reports.
-type SleepProgress struct {
-	DoneMS  int64   `json:"done_ms"`
-	TotalMS int64   `json:"total_ms"`
-	Percent float64 `json:"percent"`
-}
-
 // SleepWorker works sleep tasks.
 type SleepWorker struct {
 	river.WorkerDefaults[SleepArgs]
 
 	// Progress receives progress reports; nil disables them.
-	Progress ProgressRecorder
+	Progress ProgressWriter
 	// Logger logs failed progress writes.
 	Logger *slog.Logger
-	// ProgressEvery is the time between progress reports; zero means one
-	// second.
+	// ProgressEvery is the time between progress reports, which the
+	// ProgressReporter throttles to its own rate; zero means 250 ms.
 	ProgressEvery time.Duration
 }
 
@@ -102,8 +95,9 @@ func (w *SleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error
 	total := job.Args.duration()
 	every := w.ProgressEvery
 	if every <= 0 {
-		every = time.Second
+		every = 250 * time.Millisecond
 	}
+	reporter := NewProgressReporter(w.Progress, w.Logger, job.ID, 0)
 	start := time.Now()
 	done := time.NewTimer(total)
 	defer done.Stop()
@@ -115,28 +109,26 @@ func (w *SleepWorker) Work(ctx context.Context, job *river.Job[SleepArgs]) error
 		case <-ctx.Done():
 			return fmt.Errorf("sleep interrupted after %s: %w", time.Since(start).Round(time.Millisecond), ctx.Err())
 		case <-tick.C:
-			w.report(ctx, job.ID, time.Since(start), total)
+			reporter.Report(ctx, sleepProgress(time.Since(start), total))
 		case <-done.C:
 			finished = true
 		}
 	}
 
 	slept := time.Since(start)
-	w.report(ctx, job.ID, total, total)
+	// The last report lands before the result: a page never shows a
+	// completed task with its bar short of 100%.
+	reporter.Report(ctx, sleepProgress(total, total))
+	reporter.Flush(ctx)
 	return RecordResult(ctx, SleepResult{SleptMS: slept.Milliseconds(), Attempt: job.Attempt})
 }
 
-func (w *SleepWorker) report(ctx context.Context, taskID int64, done, total time.Duration) {
-	if w.Progress == nil {
-		return
-	}
+// sleepProgress reports a sleep in milliseconds.
+func sleepProgress(done, total time.Duration) Progress {
 	done = min(done, total)
-	percent := 100.0
-	if total > 0 {
-		percent = math.Round(float64(done)/float64(total)*1000) / 10
-	}
-	progress := SleepProgress{DoneMS: done.Milliseconds(), TotalMS: total.Milliseconds(), Percent: percent}
-	if err := w.Progress.RecordProgress(ctx, taskID, progress); err != nil && ctx.Err() == nil {
-		w.Logger.WarnContext(ctx, "record progress", slog.Int64("task_id", taskID), slog.Any("error", err))
+	return Progress{
+		Done:    float64(done.Milliseconds()),
+		Total:   float64(total.Milliseconds()),
+		Message: fmt.Sprintf("slept %.1f s of %.1f s", done.Seconds(), total.Seconds()),
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/pgtest"
 	"github.com/handoff/handoff/internal/store"
 	"github.com/handoff/handoff/jobs"
@@ -31,7 +32,7 @@ func TestSleepWorker(t *testing.T) {
 		t.Helper()
 		tx := pgtest.Tx(t)
 		w := &jobs.SleepWorker{
-			Progress:      progressFunc(func(ctx context.Context, id int64, p any) error { return recordProgress(ctx, tx, id, p) }),
+			Progress:      live.NewProgressWriter(tx),
 			ProgressEvery: 20 * time.Millisecond,
 		}
 		return &testBundle{tx: tx, worker: rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, w)}
@@ -68,10 +69,12 @@ func TestSleepWorker(t *testing.T) {
 		require.JSONEq(t, string(res.Job.Output()), string(row.Result))
 		require.NotNil(t, row.FinishedAt)
 
-		var progress jobs.SleepProgress
+		// The last report landed, throttle or not.
+		var progress jobs.Progress
 		require.NoError(t, json.Unmarshal(row.Progress, &progress))
-		require.InDelta(t, 100.0, progress.Percent, 0.001)
-		require.Equal(t, int64(100), progress.TotalMS)
+		require.InDelta(t, 100.0, progress.Done, 0.001)
+		require.InDelta(t, 100.0, progress.Total, 0.001)
+		require.Equal(t, "slept 0.1 s of 0.1 s", progress.Message)
 	})
 
 	t.Run("FailsPlannedAttempts", func(t *testing.T) {
@@ -135,21 +138,6 @@ func TestSleepWorkerTimeout(t *testing.T) {
 	w := &jobs.SleepWorker{}
 	got := w.Timeout(&river.Job[jobs.SleepArgs]{Args: jobs.SleepArgs{Seconds: seconds(3600)}})
 	require.Greater(t, got, time.Hour, "a sleep must be allowed its full length")
-}
-
-type progressFunc func(ctx context.Context, taskID int64, progress any) error
-
-func (f progressFunc) RecordProgress(ctx context.Context, taskID int64, progress any) error {
-	return f(ctx, taskID, progress)
-}
-
-func recordProgress(ctx context.Context, tx pgx.Tx, taskID int64, progress any) error {
-	raw, err := json.Marshal(progress)
-	if err != nil {
-		return err
-	}
-	_, err = store.New().TaskProgressUpdate(ctx, tx, store.TaskProgressUpdateParams{ID: taskID, Progress: raw})
-	return err
 }
 
 func TestNoopWorker(t *testing.T) {

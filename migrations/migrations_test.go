@@ -195,11 +195,12 @@ func requireUp(ctx context.Context, t *testing.T, bundle *testBundle) {
 	}, queryStrings(ctx, t, bundle.pool,
 		"SELECT tgname FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND NOT tgisinternal"))
 	// Every trigger function finds tasks where the migration made it,
-	// whatever the caller's search_path (00010, 00011).
+	// whatever the caller's search_path (00010, 00011, 00012, 00014).
 	require.ElementsMatch(t, []string{
 		"handoff_task_sync", "handoff_task_job_deleted", "handoff_task_insert",
 		"handoff_job_attempt_mismatch", "handoff_job_attempt_start",
 		"handoff_job_request_hash", "handoff_task_callback",
+		"handoff_task_notify",
 	}, queryStrings(ctx, t, bundle.pool, `
 		SELECT proname FROM pg_proc
 		WHERE proname LIKE 'handoff\_%' AND EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%')`))

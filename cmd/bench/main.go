@@ -12,7 +12,7 @@
 //
 //	make bench                       # everything, under 10 minutes
 //	go run ./cmd/bench -quick        # smaller sizes, about 2 minutes
-//	go run ./cmd/bench -only=work    # one phase: enqueue, work, latency, list, growth
+//	go run ./cmd/bench -only=work    # one phase: enqueue, work, latency, list, growth, live
 //	go run ./cmd/bench -only=design  # the experiments behind docs/performance.md
 package main
 
@@ -131,7 +131,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		only string
 	)
 	fs.BoolVar(&opts.quick, "quick", false, "smaller backlogs and shorter windows (about 2 minutes); figures are noisier")
-	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth; design (= design-triggers, design-completion) is outside the default run")
+	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth, live; design (= design-triggers, design-completion) is outside the default run")
 	// The server's defaults, from the one options table.
 	defaults := config.Defaults()
 	fs.IntVar(&opts.tune.workers, "workers", defaults.Workers, "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
@@ -250,6 +250,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{"latency", b.latency},
 		{"list", b.list},
 		{"growth", b.growth},
+		{"live", b.live},
 		{"design-triggers", b.designTriggers},
 		{"design-completion", b.designCompletion},
 	} {

@@ -124,7 +124,7 @@ type phaseSet map[string]bool
 // phaseNames lists the phases of the default run, in the order they run.
 // The design phases are experiments outside it.
 func phaseNames() []string {
-	return []string{"enqueue", "work", "latency", "list", "growth"}
+	return []string{"enqueue", "work", "latency", "list", "growth", "live"}
 }
 
 func parsePhases(only string) (phaseSet, error) {

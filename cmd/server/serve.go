@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/httpapi"
+	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
@@ -50,7 +52,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 
 	httpKind, httpTransport := httpDeps(logger, cfg, pool)
 	defer httpTransport.CloseIdleConnections()
-	kinds := jobs.Kinds(jobs.Deps{Logger: logger, DB: pool, HTTP: httpKind})
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger, Progress: live.NewProgressWriter(pool), HTTP: httpKind})
 	workers, err := jobs.Workers(kinds)
 	if err != nil {
 		return err
@@ -95,12 +97,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	liveOpts, err := newLiveOpts(ctx, cfg, pool, logger)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,
 		RequestTimeout: cfg.RequestTimeout,
 		Metrics:        ops.metrics,
 		TracerProvider: ops.tracerProvider(),
 		Operator:       operator,
+		Live:           liveOpts,
 	})
 	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -119,12 +126,22 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Event streams never go idle: end them when the stop begins.
+	srv.RegisterOnShutdown(liveOpts.Hub.Shutdown)
 
 	// River runs on a context that the signal does not cancel: the stop
 	// order below decides when it stops.
 	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start River client: %w", err)
 	}
+	// The listener stops with the pool's users, after HTTP and River.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		_ = liveOpts.Hub.Run(hubCtx)
+	}()
+	defer func() { stopHub(); <-hubDone }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
 
@@ -171,6 +188,22 @@ func shutdown(logger *slog.Logger, srv *http.Server, riverClient *river.Client[p
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newLiveOpts builds the event hub and the read-token signer.
+func newLiveOpts(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*httpapi.LiveOpts, error) {
+	secret := []byte(cfg.LiveSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		logger.WarnContext(ctx, "LIVE_SECRET is not set: task page links work only on this process until it restarts")
+	}
+	tokens, err := live.NewTokenSigner(secret, 0, nil)
+	if err != nil {
+		return nil, fmt.Errorf("LIVE_SECRET: %w", err)
+	}
+	hub := live.NewHub(pool, &live.HubOpts{Logger: logger, MaxStreams: cfg.LiveMaxStreams})
+	return &httpapi.LiveOpts{Hub: hub, Tokens: tokens}, nil
 }
 
 // newLogger logs JSON, or text when LOG_FORMAT says so or, unset, when w is

@@ -18,7 +18,7 @@ func TestQueues(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	pool := pgtest.NewDB(t)
-	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{DB: pool}))
+	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{}))
 	require.NoError(t, err)
 	// An insert-only client: River records no queue, so pause has nothing
 	// to pause.

@@ -58,6 +58,12 @@ type Config struct {
 	WebhookSecretPrevious webhook.Secret
 	// HTTPTaskAllow lists the non-public targets http tasks may reach.
 	HTTPTaskAllow *safehttp.AllowList
+
+	// LiveSecret keys per-task read tokens (docs/live.md); empty means a
+	// random key per process. LiveMaxStreams caps a process's event
+	// streams and ?wait= requests.
+	LiveSecret     string
+	LiveMaxStreams int
 }
 
 // MaxWorkers is River's limit on a queue's MaxWorkers: a client above it
@@ -104,6 +110,9 @@ func validate(cfg *Config) []error {
 	}
 	if cfg.FetchPollInterval < cfg.FetchCooldown {
 		errs = append(errs, fmt.Errorf("FETCH_POLL_INTERVAL=%s: must not be shorter than FETCH_COOLDOWN=%s", cfg.FetchPollInterval, cfg.FetchCooldown))
+	}
+	if cfg.LiveSecret != "" && len(cfg.LiveSecret) < 32 {
+		errs = append(errs, errors.New("LIVE_SECRET: must be at least 32 characters, e.g. from `openssl rand -hex 32`"))
 	}
 	if cfg.WebhookSecret.IsZero() && !cfg.WebhookSecretPrevious.IsZero() {
 		errs = append(errs, errors.New("WEBHOOK_SECRET_PREVIOUS is set but WEBHOOK_SECRET is not: set the new secret in WEBHOOK_SECRET and keep the old one in WEBHOOK_SECRET_PREVIOUS while receivers switch"))

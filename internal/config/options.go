@@ -183,6 +183,16 @@ func Options() []Option {
 			value: func(c *Config) string { return c.TracesExporter },
 		},
 		{
+			Name: "LIVE_SECRET", Default: "random per process", Meaning: "key of the tasks' read links (at least 32 characters; the same on every replica, or links work only on the replica that made them, until it restarts)", Secret: true,
+			parse: func(p *parser, c *Config) { c.LiveSecret = p.str("LIVE_SECRET", "") },
+			value: func(c *Config) string { return c.LiveSecret },
+		},
+		{
+			Name: "LIVE_MAX_STREAMS", Default: "`10000`", Meaning: "event streams and `?wait=` requests open at once per process; more get `503`",
+			parse: func(p *parser, c *Config) { c.LiveMaxStreams = p.integer("LIVE_MAX_STREAMS", 10_000, 1, 1_000_000) },
+			value: func(c *Config) string { return strconv.Itoa(c.LiveMaxStreams) },
+		},
+		{
 			Name: "WEBHOOK_SECRET", Default: "none", Meaning: "`whsec_` + base64 of 24+ random bytes: signs `http` tasks and callbacks ([Standard Webhooks](docs/http-kind.md#signatures-standard-webhooks)); unset, they are sent unsigned (with a warning at start-up)", Secret: true,
 			parse: func(p *parser, c *Config) { c.WebhookSecret = p.webhookSecret("WEBHOOK_SECRET") },
 			value: func(c *Config) string { return secretValue(c.WebhookSecret) },

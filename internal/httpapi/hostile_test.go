@@ -82,7 +82,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "StateTwice", method: "GET", path: "/v1/tasks?state=cancelled&state=completed", status: 400, detail: `query parameter "state" is given more than once`},
 		{name: "LimitTwice", method: "GET", path: "/v1/tasks?limit=1&limit=100", status: 400, detail: `query parameter "limit" is given more than once`},
 		{name: "UnknownQueryParameter", method: "GET", path: "/v1/tasks?sort=asc", status: 400, detail: `unknown query parameter "sort": this endpoint takes state, kind, limit, after`},
-		{name: "QueryOnGet", method: "GET", path: taskPath + "?x=1", status: 400, detail: `unknown query parameter "x": this endpoint takes none`},
+		{name: "QueryOnGet", method: "GET", path: taskPath + "?x=1", status: 400, detail: `unknown query parameter "x": this endpoint takes wait, token`},
 		{name: "EmptyAfter", method: "GET", path: "/v1/tasks?after=", status: 400, detail: "after is not a valid cursor"},
 
 		// Idempotency-Key header: one, not blank.

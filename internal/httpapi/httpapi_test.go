@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff/handoff/internal/httpapi"
+	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/pgtest"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
@@ -32,7 +33,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := pgtest.NewDB(t)
-	kinds := jobs.Kinds(jobs.Deps{DB: pool})
+	kinds := jobs.Kinds(jobs.Deps{Progress: live.NewProgressWriter(pool)})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	// No queues: the client only inserts, so tasks stay as created.

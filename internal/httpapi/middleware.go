@@ -34,6 +34,15 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// limitBody caps a request body that is not JSON (the page's form): the
+// handler's form parsing turns the overflow into an error.
+func limitBody(maxBytes int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
 // readBody reads a request's whole body before the handler runs, so that a
 // slow client is told so (408) rather than blamed on the database, and so
 // that the request's timeout (withTimeout, applied after this) counts only

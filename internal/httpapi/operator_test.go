@@ -47,7 +47,7 @@ func operatorSetup(t *testing.T, work bool, adjust func(*httpapi.OperatorOpts)) 
 	ctx := t.Context()
 	pool := pgtest.NewDB(t)
 	logger := pgtest.Logger(t)
-	kinds := jobs.Kinds(jobs.Deps{DB: pool, Logger: logger})
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	cfg := &river.Config{Workers: workers, Logger: logger}

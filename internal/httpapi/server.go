@@ -39,6 +39,10 @@ type ServerOpts struct {
 	// Operator configures /metrics, /riverui/ and /v1/queues; nil refuses
 	// them all.
 	Operator *OperatorOpts
+
+	// Live wires the event stream, ?wait= and the browser pages; nil
+	// leaves them out.
+	Live *LiveOpts
 }
 
 // NewServer returns the API's handler. The middleware order is visible here:
@@ -59,11 +63,20 @@ func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.
 		timeout = 10 * time.Second
 	}
 
+	var lv *LiveOpts
+	if opts.Live != nil {
+		lv = opts.Live.withDefaults()
+	}
+
 	v1 := http.NewServeMux()
-	addV1Routes(v1, logger, tasks)
+	addV1Routes(v1, logger, tasks, lv)
 
 	root := http.NewServeMux()
 	root.Handle("/v1/", crossOriginProtection(logger, readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, metrics.WithRoute(v1)))))
+	if lv != nil {
+		addLiveRoutes(root, logger, tasks, lv, v1, timeout)
+		addPageRoutes(root, logger, tasks, lv)
+	}
 	addRootRoutes(root, logger, ready)
 	addOperatorRoutes(root, logger, opts.Operator, opts.Metrics, timeout)
 

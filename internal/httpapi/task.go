@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/handoff/handoff/internal/jsonstrict"
+	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -104,10 +105,11 @@ func withFieldsError(fields jsonstrict.FieldsError, validationErr error) error {
 	return &task.ValidationError{Fields: merged}
 }
 
-// handleTaskGet serves GET /v1/tasks/{id}.
-func handleTaskGet(logger *slog.Logger, tasks *task.Service) http.Handler {
+// handleTaskGet serves GET /v1/tasks/{id}?wait=: with a wait (at most
+// MaxWait), it answers once the task is terminal or the wait runs out.
+func handleTaskGet(logger *slog.Logger, tasks *task.Service, hub *live.Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := queryParams(r); err != nil {
+		if _, err := queryParams(r, "wait", "token"); err != nil {
 			writeProblem(w, r, logger, err)
 			return
 		}
@@ -116,7 +118,20 @@ func handleTaskGet(logger *slog.Logger, tasks *task.Service) http.Handler {
 			writeProblem(w, r, logger, err)
 			return
 		}
-		t, err := tasks.Get(r.Context(), id)
+		wait, err := waitParam(r)
+		if err == nil && wait > 0 && hub == nil {
+			err = badRequest("wait is not available on this server")
+		}
+		if err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		var t *task.Task
+		if wait > 0 {
+			t, err = waitTerminal(r.Context(), tasks, hub, id, wait)
+		} else {
+			t, err = tasks.Get(r.Context(), id)
+		}
 		if err != nil {
 			writeProblem(w, r, logger, err)
 			return

@@ -72,7 +72,7 @@ next:
 
 func insertClient(t *testing.T, pool *pgxpool.Pool) *river.Client[pgx.Tx] {
 	t.Helper()
-	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{DB: pool}))
+	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{}))
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: pgtest.Logger(t)})
 	require.NoError(t, err)
@@ -177,7 +177,7 @@ func TestRiverMiddlewareCounts(t *testing.T) {
 	logger := pgtest.Logger(t)
 	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}})
 
-	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{DB: pool, Logger: logger}))
+	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{Logger: logger}))
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:            logger,

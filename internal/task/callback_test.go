@@ -73,7 +73,7 @@ func callbacks(t *testing.T, db interface {
 func setupCallbacks(t *testing.T) (*pgxpool.Pool, *river.Client[pgx.Tx], *task.Service) {
 	t.Helper()
 	pool := pgtest.NewDB(t)
-	kinds := jobs.Kinds(jobs.Deps{DB: pool})
+	kinds := jobs.Kinds(jobs.Deps{})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/pgtest"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
@@ -33,7 +34,7 @@ type testBundle struct {
 func setup(t *testing.T, work bool, extraKinds ...jobs.Kind) *testBundle {
 	t.Helper()
 	pool := pgtest.NewDB(t)
-	kinds := append(jobs.Kinds(jobs.Deps{DB: pool}), extraKinds...)
+	kinds := append(jobs.Kinds(jobs.Deps{Progress: live.NewProgressWriter(pool)}), extraKinds...)
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	cfg := &river.Config{
@@ -403,7 +404,7 @@ func TestWork(t *testing.T) {
 		require.GreaterOrEqual(t, result.SleptMS, int64(50))
 		require.NotNil(t, done.StartedAt)
 		require.NotNil(t, done.FinishedAt)
-		require.JSONEq(t, `{"done_ms": 50, "total_ms": 50, "percent": 100}`, string(done.Progress))
+		require.JSONEq(t, `{"done": 50, "total": 50, "message": "slept 0.1 s of 0.1 s"}`, string(done.Progress))
 	})
 
 	t.Run("DiscardsAfterMaxAttempts", func(t *testing.T) {

@@ -73,7 +73,7 @@ func TestTraceFromRequestToWork(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, tracing.Shutdown(context.WithoutCancel(ctx))) }()
 
-	kinds := jobs.Kinds(jobs.Deps{DB: pool, Logger: logger})
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -1,0 +1,165 @@
+package live_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/live"
+	"github.com/handoff/handoff/internal/pgtest"
+)
+
+func TestHub(t *testing.T) {
+	t.Parallel()
+
+	type testBundle struct {
+		pool *pgxpool.Pool
+		hub  *live.Hub
+	}
+	setup := func(t *testing.T, opts *live.HubOpts) *testBundle {
+		t.Helper()
+		pool := pgtest.NewDB(t)
+		if opts == nil {
+			opts = &live.HubOpts{}
+		}
+		opts.Logger = pgtest.Logger(t)
+		hub := live.NewHub(pool, opts)
+		ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+		done := make(chan struct{})
+		go func() { defer close(done); _ = hub.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-hub.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("hub did not start listening")
+		}
+		return &testBundle{pool: pool, hub: hub}
+	}
+	watchRows := func(t *testing.T, pool *pgxpool.Pool, taskID int64) int {
+		t.Helper()
+		var n int
+		require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM task_watch WHERE task_id = $1", taskID).Scan(&n))
+		return n
+	}
+	insertTask := func(t *testing.T, pool *pgxpool.Pool, id int64) {
+		t.Helper()
+		_, err := pool.Exec(t.Context(), `INSERT INTO tasks (id, kind, queue, priority, args, state, max_attempts, scheduled_at)
+			VALUES ($1, 'noop', 'default', 1, '{}', 'available', 25, now())`, id)
+		require.NoError(t, err)
+	}
+	requireSignal := func(t *testing.T, sub *live.Subscription) {
+		t.Helper()
+		select {
+		case <-sub.C:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no signal within 10 s")
+		}
+	}
+
+	t.Run("OneWatchRowPerTaskWhileSubscribed", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := setup(t, nil)
+
+		first, err := b.hub.Subscribe(ctx, 7)
+		require.NoError(t, err)
+		second, err := b.hub.Subscribe(ctx, 7)
+		require.NoError(t, err)
+		require.Equal(t, 1, watchRows(t, b.pool, 7))
+		require.Equal(t, 2, b.hub.Streams())
+
+		first.Close()
+		first.Close() // a second Close changes nothing
+		require.Equal(t, 1, watchRows(t, b.pool, 7), "the other subscriber still watches")
+		second.Close()
+		require.Zero(t, watchRows(t, b.pool, 7))
+		require.Zero(t, b.hub.Streams())
+	})
+
+	t.Run("ChangeSignalsOnlyItsTasksSubscribers", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := setup(t, nil)
+		insertTask(t, b.pool, 1)
+		insertTask(t, b.pool, 2)
+
+		one, err := b.hub.Subscribe(ctx, 1)
+		require.NoError(t, err)
+		defer one.Close()
+		two, err := b.hub.Subscribe(ctx, 2)
+		require.NoError(t, err)
+		defer two.Close()
+
+		_, err = b.pool.Exec(ctx, `UPDATE tasks SET progress = '{"done": 1, "total": 2, "message": ""}' WHERE id = 1`)
+		require.NoError(t, err)
+		requireSignal(t, one)
+		select {
+		case <-two.C:
+			t.Fatal("task 2 did not change")
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+
+	t.Run("ProcessCap", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := setup(t, &live.HubOpts{MaxStreams: 2})
+		for id := range int64(2) {
+			sub, err := b.hub.Subscribe(ctx, id+1)
+			require.NoError(t, err)
+			defer sub.Close()
+		}
+		_, err := b.hub.Subscribe(ctx, 3)
+		require.ErrorIs(t, err, live.ErrTooManyStreams)
+		require.Zero(t, watchRows(t, b.pool, 3), "a refused subscription writes nothing")
+		require.Equal(t, 2, b.hub.Streams())
+	})
+
+	t.Run("AdmitFuncRefusesAndReleases", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		var admitted, released int
+		b := setup(t, &live.HubOpts{AdmitFunc: func(_ context.Context, taskID int64) (func(), error) {
+			if taskID == 13 {
+				return nil, errors.Join(live.ErrTooManyStreams, errors.New("tenant cap"))
+			}
+			admitted++
+			return func() { released++ }, nil
+		}})
+		_, err := b.hub.Subscribe(ctx, 13)
+		require.ErrorIs(t, err, live.ErrTooManyStreams)
+		sub, err := b.hub.Subscribe(ctx, 12)
+		require.NoError(t, err)
+		sub.Close()
+		require.Equal(t, 1, admitted)
+		require.Equal(t, 1, released)
+	})
+
+	t.Run("ReconnectSignalsEverySubscriber", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := setup(t, &live.HubOpts{ReconnectDelay: 10 * time.Millisecond})
+		sub, err := b.hub.Subscribe(ctx, 5)
+		require.NoError(t, err)
+		defer sub.Close()
+		// A Postgres crash empties the unlogged table; so does this.
+		_, err = b.pool.Exec(ctx, "DELETE FROM task_watch")
+		require.NoError(t, err)
+
+		pid := b.hub.ListenerPID()
+		_, err = b.pool.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid)) //nolint:gosec // a backend pid
+		require.NoError(t, err)
+		requireSignal(t, sub)
+		// The condition runs on another goroutine: it reports, never fails.
+		require.Eventually(t, func() bool {
+			var n int
+			err := b.pool.QueryRow(ctx, "SELECT count(*) FROM task_watch WHERE task_id = 5").Scan(&n)
+			return err == nil && n == 1
+		}, 10*time.Second, 10*time.Millisecond, "the watch is registered again after the reconnect")
+		require.NotEqual(t, pid, b.hub.ListenerPID())
+	})
+}
