@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/handoff/handoff/internal/metrics"
 	"github.com/handoff/handoff/internal/live"
+	"github.com/handoff/handoff/internal/metrics"
 	"github.com/handoff/handoff/internal/task"
 )
 

@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -116,7 +117,7 @@ func TestEnqueueSQL(t *testing.T) {
 		for _, tc := range []struct {
 			call, column, message string
 		}{
-			{`handoff.enqueue('nope', '{}')`, "kind", `unknown kind "nope"; known kinds: noop, sleep`},
+			{`handoff.enqueue('nope', '{}')`, "kind", `unknown kind "nope"; known kinds: http, noop, sleep`},
 			{`handoff.enqueue('sleep', '{"seconds": 1, "secs": 2}')`, "args.secs", `args.secs is not a field of kind sleep; its fields: fail_times, seconds`},
 			{`handoff.enqueue('sleep', '{"seconds": "1"}')`, "args.seconds", "must be a JSON number, not string"},
 			{`handoff.enqueue('sleep', '{"seconds": 1, "fail_times": 1.5}')`, "args.fail_times", "must be an integer"},
@@ -132,6 +133,9 @@ func TestEnqueueSQL(t *testing.T) {
 		} {
 			tx, err := bundle.pool.Begin(ctx)
 			require.NoError(t, err)
+			// A failed check must not leave the connection checked out, or
+			// the pool's cleanup waits for it forever.
+			t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
 			_, err = tx.Exec(ctx, "INSERT INTO orders VALUES (1)")
 			require.NoError(t, err)
 			_, err = tx.Exec(ctx, "SELECT "+tc.call)
