@@ -9,6 +9,16 @@ import (
 	"time"
 )
 
+type APIKey struct {
+	Prefix     string
+	KeyHash    []byte
+	Tenant     string
+	Name       string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
 type Task struct {
 	ID                int64
 	Kind              string
