@@ -26,7 +26,8 @@ run: ## Migrate and serve on HTTP_ADDR (starts the local Postgres unless DATABAS
 	$(WITH_DB) bash -c 'bin/handoff migrate up && exec bin/handoff serve'
 
 .PHONY: test
-test: ## Run every test with the race detector (starts the local Postgres unless DATABASE_URL is set)
+test: ## Run every test with the race detector (installs missing Debian packages, starts the local Postgres unless DATABASE_URL is set)
+	scripts/deps.sh
 	$(WITH_DB) go test -race -count=1 -timeout 12m ./...
 
 .PHONY: test/short
