@@ -85,7 +85,12 @@ var httpForbiddenHeaders = map[string]string{
 	webhook.HeaderID:        "is set by Handoff's signature",
 	webhook.HeaderTimestamp: "is set by Handoff's signature",
 	webhook.HeaderSignature: "is set by Handoff's signature",
+	"handoff-progress-url":  "is set by Handoff for progress reports",
 }
+
+// HTTPProgressHeader carries the URL where an http task's receiver may
+// report the attempt's progress (docs/http-kind.md, "Progress").
+const HTTPProgressHeader = "Handoff-Progress-URL"
 
 // HTTPArgs are the args of kind "http": one HTTP request, sent until it
 // gets an answer that settles it, signed per Standard Webhooks. See
@@ -259,6 +264,10 @@ type HTTPDeps struct {
 	// DB is where a task that can never succeed is discarded: the pool.
 	// Nil cancels such a task instead.
 	DB Beginner
+	// ProgressURLFunc returns the URL, valid for validFor, at which the
+	// receiver may report the progress of this attempt; it is sent in the
+	// Handoff-Progress-URL header. Nil sends no such header.
+	ProgressURLFunc func(taskID int64, attempt int, validFor time.Duration) string
 }
 
 // Beginner starts a transaction: a *pgxpool.Pool, or a pgx.Tx (a
@@ -281,6 +290,9 @@ type HTTPWorker struct {
 	// DB is where a task that can never succeed is discarded. Nil cancels
 	// such a task instead, with the same error.
 	DB Beginner
+	// ProgressURLFunc, when set, gives the receiver a URL to report the
+	// attempt's progress at (HTTPDeps.ProgressURLFunc).
+	ProgressURLFunc func(taskID int64, attempt int, validFor time.Duration) string
 	// Logger logs what the task's errors cannot say.
 	Logger *slog.Logger
 }
@@ -388,6 +400,10 @@ func (w *HTTPWorker) send(ctx context.Context, job *river.Job[HTTPArgs]) (*http.
 	}
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "Handoff")
+	}
+	if w.ProgressURLFunc != nil {
+		// Good while the attempt may run, and a little after.
+		req.Header.Set(HTTPProgressHeader, w.ProgressURLFunc(job.ID, job.Attempt, w.Timeout(job)+time.Minute))
 	}
 	id, at := HTTPWebhookID(job.ID), time.Now()
 	w.Signer.Sign(req.Header, id, at, []byte(args.Body))
@@ -547,5 +563,5 @@ func newHTTPWorker(deps Deps) *HTTPWorker {
 	if transport == nil {
 		transport = safehttp.NewTransport(nil)
 	}
-	return &HTTPWorker{Transport: transport, Signer: deps.HTTP.Signer, DB: deps.HTTP.DB, Logger: deps.Logger}
+	return &HTTPWorker{Transport: transport, Signer: deps.HTTP.Signer, DB: deps.HTTP.DB, ProgressURLFunc: deps.HTTP.ProgressURLFunc, Logger: deps.Logger}
 }

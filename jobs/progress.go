@@ -21,6 +21,10 @@ type Progress struct {
 	Message string `json:"message"`
 }
 
+// ProgressMessageMaxBytes bounds a progress message from outside a worker
+// (an http task's receiver).
+const ProgressMessageMaxBytes = 1024
+
 // ProgressWriter stores a running task's progress. It is best effort: a lost
 // progress write changes nothing about the task's outcome. The
 // implementation lives outside this package (internal/live), which keeps

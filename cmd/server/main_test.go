@@ -87,9 +87,10 @@ func waitReady(t *testing.T, base string, stillRunning func() bool) {
 }
 
 type apiTask struct {
-	ID     int64           `json:"id"`
-	State  string          `json:"state"`
-	Result json.RawMessage `json:"result"`
+	ID       int64           `json:"id"`
+	State    string          `json:"state"`
+	Result   json.RawMessage `json:"result"`
+	Progress json.RawMessage `json:"progress"`
 }
 
 func postTask(ctx context.Context, base, body string) (*apiTask, int, error) {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,8 +52,25 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 
+	liveOpts, err := newLiveOpts(ctx, cfg, pool, logger)
+	if err != nil {
+		return err
+	}
+	// The base URL that http tasks' receivers report progress to: PUBLIC_URL,
+	// or the listen address once it is known (HTTP_ADDR may pick the port).
+	var publicURL atomic.Pointer[string]
+	if cfg.PublicURL != "" {
+		publicURL.Store(&cfg.PublicURL)
+	}
 	httpKind, httpTransport := httpDeps(logger, cfg, pool)
 	defer httpTransport.CloseIdleConnections()
+	httpKind.ProgressURLFunc = func(taskID int64, attempt int, validFor time.Duration) string {
+		base := publicURL.Load()
+		if base == nil {
+			return ""
+		}
+		return fmt.Sprintf("%s/v1/tasks/%d/progress?attempt=%d&token=%s", *base, taskID, attempt, liveOpts.Tokens.SignProgress(taskID, attempt, validFor))
+	}
 	kinds := jobs.Kinds(jobs.Deps{Logger: logger, Progress: live.NewProgressWriter(pool), HTTP: httpKind})
 	workers, err := jobs.Workers(kinds)
 	if err != nil {
@@ -97,10 +116,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	liveOpts, err := newLiveOpts(ctx, cfg, pool, logger)
-	if err != nil {
-		return err
-	}
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,
 		RequestTimeout: cfg.RequestTimeout,
@@ -112,6 +127,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	if publicURL.Load() == nil {
+		base := "http://" + loopbackIfUnspecified(listener.Addr())
+		publicURL.Store(&base)
 	}
 	srv := &http.Server{
 		Handler: handler,
@@ -203,7 +222,21 @@ func newLiveOpts(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, lo
 		return nil, fmt.Errorf("LIVE_SECRET: %w", err)
 	}
 	hub := live.NewHub(pool, &live.HubOpts{Logger: logger, MaxStreams: cfg.LiveMaxStreams})
-	return &httpapi.LiveOpts{Hub: hub, Tokens: tokens}, nil
+	return &httpapi.LiveOpts{Hub: hub, Tokens: tokens, Progress: live.NewProgressWriter(pool)}, nil
+}
+
+// loopbackIfUnspecified is addr as a URL host, with an unspecified address
+// (0.0.0.0, ::) read as loopback: where this machine reaches the server.
+func loopbackIfUnspecified(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	ip := tcp.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
 // newLogger logs JSON, or text when LOG_FORMAT says so or, unset, when w is

@@ -27,6 +27,7 @@ import hmac
 import json
 import os
 import time
+import urllib.request
 
 import contextlib
 
@@ -88,9 +89,25 @@ def connect():
         POOL.putconn(conn)
 
 
-def long_task(report_id):
+def report_progress(url, done, total, message):
+    """Tells Handoff how far the task is, at the Handoff-Progress-URL of the
+    request being served; the task's page shows it live. Best effort."""
+    if not url:
+        return
+    body = json.dumps({"done": done, "total": total, "message": message}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=2).close()
+    except OSError:
+        pass  # progress is for people watching; the task goes on
+
+
+def long_task(report_id, progress_url):
     """The card's long task: here, some seconds of work and a result."""
-    time.sleep(LONG_TASK_SECONDS)
+    steps = 4
+    for step in range(steps):
+        report_progress(progress_url, step, steps, f"step {step + 1} of {steps}")
+        time.sleep(LONG_TASK_SECONDS / steps)
     return {"report_id": report_id, "pages": 42}
 
 
@@ -157,7 +174,7 @@ def run_long_task():
     with connect() as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO long_task_runs (report_id, webhook_id) VALUES (%s, %s)", (report_id, webhook_id))
         cur.execute("UPDATE reports SET status = 'running' WHERE id = %s AND result IS NULL", (report_id,))
-    return jsonify(long_task(report_id))
+    return jsonify(long_task(report_id, request.headers.get("Handoff-Progress-URL")))
 
 
 @app.post("/callback")

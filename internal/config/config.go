@@ -64,6 +64,10 @@ type Config struct {
 	// streams and ?wait= requests.
 	LiveSecret     string
 	LiveMaxStreams int
+
+	// PublicURL is where http tasks' receivers reach this server to report
+	// progress; empty means the listen address.
+	PublicURL string
 }
 
 // MaxWorkers is River's limit on a queue's MaxWorkers: a client above it

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,6 +194,11 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.Itoa(c.LiveMaxStreams) },
 		},
 		{
+			Name: "PUBLIC_URL", Default: "`http://` + the listen address", Meaning: "the base URL at which the receivers of `http` tasks reach this server to report progress (`Handoff-Progress-URL`); set it behind a load balancer",
+			parse: func(p *parser, c *Config) { c.PublicURL = p.baseURL("PUBLIC_URL") },
+			value: func(c *Config) string { return c.PublicURL },
+		},
+		{
 			Name: "WEBHOOK_SECRET", Default: "none", Meaning: "`whsec_` + base64 of 24+ random bytes: signs `http` tasks and callbacks ([Standard Webhooks](docs/http-kind.md#signatures-standard-webhooks)); unset, they are sent unsigned (with a warning at start-up)", Secret: true,
 			parse: func(p *parser, c *Config) { c.WebhookSecret = p.webhookSecret("WEBHOOK_SECRET") },
 			value: func(c *Config) string { return secretValue(c.WebhookSecret) },
@@ -244,6 +250,21 @@ func (p *parser) allowList(name string) *safehttp.AllowList {
 		p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
 	}
 	return list
+}
+
+// baseURL reads an absolute http(s) URL without a path, query or fragment,
+// and drops a trailing slash.
+func (p *parser) baseURL(name string) string {
+	raw := p.getenv(name)
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be an absolute http or https URL with no path, query or credentials, e.g. https://handoff.example.com", name, raw))
+		return ""
+	}
+	return strings.TrimSuffix(raw, "/")
 }
 
 // parser reads typed variables and collects every error, one per variable.

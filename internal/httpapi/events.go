@@ -27,6 +27,10 @@ type LiveOpts struct {
 	// Tokens signs and checks per-task read tokens. Required.
 	Tokens *live.TokenSigner
 
+	// Progress stores progress reported by http tasks' receivers
+	// (POST /v1/tasks/{id}/progress); nil leaves that route out.
+	Progress *live.ProgressWriter
+
 	// KeepAlive is the time between keep-alive comments on an idle stream;
 	// each also re-reads the task, a safety net under NOTIFY. Default 15 s.
 	KeepAlive time.Duration

@@ -43,6 +43,11 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, l
 func addLiveRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, v1 http.Handler, timeout time.Duration) {
 	mux.Handle("GET /v1/tasks/{id}/events", readBody(logger, MaxBodyBytes, timeout, handleTaskEvents(logger, tasks, lv)))
 	mux.Handle("GET /v1/tasks/{id}", readBody(logger, MaxBodyBytes, timeout, withWaitTimeout(timeout, metrics.WithRoute(v1))))
+	if lv.Progress != nil {
+		// A receiver's report, authorised by its token alone; not a
+		// browser's, so cross-origin requests are refused.
+		mux.Handle("POST /v1/tasks/{id}/progress", crossOriginProtection(logger, readBody(logger, 4<<10, timeout, withTimeout(timeout, handleTaskProgress(logger, lv)))))
+	}
 }
 
 // addRootRoutes lists the probes, outside /v1 so that no auth or body limit

@@ -3,7 +3,9 @@ package live
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/handoff/handoff/internal/store"
 	"github.com/handoff/handoff/jobs"
@@ -30,6 +32,25 @@ func NewProgressWriter(db store.DBTX) *ProgressWriter {
 func (p *ProgressWriter) WriteProgress(ctx context.Context, taskID int64, progress json.RawMessage) error {
 	if _, err := p.queries.TaskProgressUpdate(ctx, p.db, store.TaskProgressUpdateParams{ID: taskID, Progress: progress}); err != nil {
 		return fmt.Errorf("update progress of task %d: %w", taskID, err)
+	}
+	return nil
+}
+
+// ErrNotRunning means a progress report came for an attempt that is not
+// running (finished, or the task moved on to another attempt).
+var ErrNotRunning = errors.New("the task is not running this attempt")
+
+// WriteAttemptProgress stores progress reported from outside the worker
+// (an http task's receiver) while attempt of the task runs.
+//
+// Errors: ErrNotRunning.
+func (p *ProgressWriter) WriteAttemptProgress(ctx context.Context, taskID int64, attempt int, progress json.RawMessage) error {
+	n, err := p.queries.TaskProgressUpdateRunning(ctx, p.db, store.TaskProgressUpdateRunningParams{ID: taskID, Attempt: int16(min(attempt, math.MaxInt16)), Progress: progress}) //nolint:gosec // bounded by min
+	if err != nil {
+		return fmt.Errorf("update progress of task %d: %w", taskID, err)
+	}
+	if n == 0 {
+		return ErrNotRunning
 	}
 	return nil
 }

@@ -62,5 +62,11 @@ LIMIT @max;
 -- name: TaskProgressUpdate :execrows
 UPDATE tasks SET progress = @progress WHERE id = @id;
 
+-- A report from outside the worker (an http task's receiver) lands only
+-- while the attempt it was made for runs.
+-- name: TaskProgressUpdateRunning :execrows
+UPDATE tasks SET progress = @progress
+WHERE id = @id AND state = 'running' AND attempt = @attempt;
+
 -- name: TaskCancelRequestedSet :exec
 UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = @id;

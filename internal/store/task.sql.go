@@ -427,3 +427,24 @@ func (q *Queries) TaskProgressUpdate(ctx context.Context, db DBTX, arg TaskProgr
 	}
 	return result.RowsAffected(), nil
 }
+
+const taskProgressUpdateRunning = `-- name: TaskProgressUpdateRunning :execrows
+UPDATE tasks SET progress = $1
+WHERE id = $2 AND state = 'running' AND attempt = $3
+`
+
+type TaskProgressUpdateRunningParams struct {
+	Progress json.RawMessage
+	ID       int64
+	Attempt  int16
+}
+
+// A report from outside the worker (an http task's receiver) lands only
+// while the attempt it was made for runs.
+func (q *Queries) TaskProgressUpdateRunning(ctx context.Context, db DBTX, arg TaskProgressUpdateRunningParams) (int64, error) {
+	result, err := db.Exec(ctx, taskProgressUpdateRunning, arg.Progress, arg.ID, arg.Attempt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
