@@ -30,13 +30,15 @@ const healthcheckTimeout = 4 * time.Second
 // curl. An unspecified listen host (":8080", "0.0.0.0:8080") is asked on
 // loopback.
 func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Parse(getenv)
-	if err != nil {
-		return err
+	// Only the address matters: an image's health check has the server's
+	// environment, but a probe must not fail on a setting it does not use.
+	addr := config.Defaults().HTTPAddr
+	if v := getenv("HTTP_ADDR"); v != "" {
+		addr = v
 	}
-	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("HTTP_ADDR=%q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		if ip != nil && ip.To4() == nil {

@@ -108,6 +108,7 @@ def long_task(report_id, progress_url):
     for step in range(steps):
         report_progress(progress_url, step, steps, f"step {step + 1} of {steps}")
         time.sleep(LONG_TASK_SECONDS / steps)
+    report_progress(progress_url, steps, steps, "done")
     return {"report_id": report_id, "pages": 42}
 
 

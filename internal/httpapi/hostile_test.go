@@ -279,13 +279,18 @@ func TestSlowClientIs408(t *testing.T) {
 	// The rest of the body never comes: the answer is the proof that the
 	// server stopped waiting. A hang fails on the read deadline instead.
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	reader := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(reader, nil)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	requireProblem(t, &response{status: resp.StatusCode, header: resp.Header, body: raw}, http.StatusRequestTimeout, "did not arrive within 300ms")
-	require.True(t, resp.Close, "the connection is closed after a 408")
+	require.True(t, resp.Close, "the answer says the connection closes")
+	// And it does: the server hangs up rather than wait for the rest of the
+	// body (the read deadline above fails the test if it waits).
+	_, err = reader.ReadByte()
+	require.ErrorIs(t, err, io.EOF, "the server closes the connection after a 408")
 	require.Empty(t, logs.messages(slog.LevelWarn), "a slow client is not a server problem")
 	require.Zero(t, countRows(t, bundle.pool))
 }

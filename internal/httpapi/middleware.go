@@ -65,7 +65,12 @@ func readBody(logger *slog.Logger, maxBytes int64, timeout time.Duration, next h
 		// recorder has none); the server's ReadTimeout still applies then.
 		_ = rc.SetReadDeadline(time.Now().Add(timeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
-		_ = rc.SetReadDeadline(time.Time{})
+		if err == nil {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+		// On an error the deadline stays where it is (passed, for a slow
+		// client): net/http would otherwise wait for the rest of the body
+		// before closing the connection, with no deadline at all.
 		var (
 			maxBytesErr *http.MaxBytesError
 			netErr      net.Error

@@ -297,6 +297,17 @@ func TestQueueControl(t *testing.T) {
 	require.Eventually(t, func() bool { return taskState(t, bundle.pool, ids[1]) == "completed" }, 30*time.Second, 20*time.Millisecond)
 	require.False(t, getQueue(river.QueueDefault).Paused)
 
+	// Known paths with another method: 405 with Allow, as for tasks.
+	for path, allow := range map[string]string{"/v1/queues": "GET, HEAD", "/v1/queues/default/pause": "POST", "/v1/queues/default/resume": "POST", "/metrics": "GET, HEAD"} {
+		method := http.MethodDelete
+		if allow == "POST" {
+			method = http.MethodGet
+		}
+		wrong := bundle.do(t, method, path, "", asOperator()...)
+		require.Equal(t, http.StatusMethodNotAllowed, wrong.status, "%s %s: %s", method, path, wrong.body)
+		require.Equal(t, allow, wrong.header.Get("Allow"))
+	}
+
 	r = bundle.do(t, http.MethodPost, "/v1/queues/nosuch/pause", "", asOperator()...)
 	requireProblem(t, r, http.StatusNotFound, `queue "nosuch"`)
 }

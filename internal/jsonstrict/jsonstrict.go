@@ -367,6 +367,11 @@ func (d *decoder) intValue(path string, kind jsontext.Kind, v reflect.Value) err
 	if err != nil {
 		hi := int64(1)<<(t.Bits()-1) - 1
 		d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from %d to %d", shorten(text), -hi-1, hi)
+		if t.Bits() == 64 {
+			// The type's bounds say nothing useful here; the field's own
+			// range is the caller's to state.
+			d.errs[path] = shorten(text) + " is out of range for an integer"
+		}
 		return nil
 	}
 	v.SetInt(n)

@@ -34,13 +34,20 @@ type RefusedError struct {
 	Addr netip.Addr
 	// Reason names the address's range, e.g. "loopback".
 	Reason string
+	// Port is the port dialled; 0 when unknown.
+	Port uint16
 }
 
 func (e *RefusedError) Error() string {
-	if e.Host == e.Addr.String() {
-		return fmt.Sprintf("refused to connect to %s: a %s address (list it in HTTP_TASK_ALLOW to allow it)", e.Addr, e.Reason)
+	at := e.Addr.String()
+	if e.Port != 0 {
+		// The port matters: an allow-list entry may name another one.
+		at = netip.AddrPortFrom(e.Addr, e.Port).String()
 	}
-	return fmt.Sprintf("refused to connect to %s at %s: a %s address (list it in HTTP_TASK_ALLOW to allow it)", e.Host, e.Addr, e.Reason)
+	if e.Host == e.Addr.String() {
+		return fmt.Sprintf("refused to connect to %s: a %s address (list it in HTTP_TASK_ALLOW to allow it)", at, e.Reason)
+	}
+	return fmt.Sprintf("refused to connect to %s at %s: a %s address (list it in HTTP_TASK_ALLOW to allow it)", e.Host, at, e.Reason)
 }
 
 // blocked lists the ranges refused unless allowed, with what each is. An
@@ -197,7 +204,7 @@ func (g *guard) control(ctx context.Context, network, address string, _ syscall.
 	}
 	if !t.nameAllowed && !g.allow.allowsAddr(netip.AddrPortFrom(addr, addrPort.Port())) {
 		if reason := Classify(addr); reason != "" {
-			return &RefusedError{Host: t.host, Addr: addr, Reason: reason}
+			return &RefusedError{Host: t.host, Addr: addr, Reason: reason, Port: addrPort.Port()}
 		}
 	}
 	if g.beforeConnectFunc != nil {
