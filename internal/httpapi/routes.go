@@ -39,10 +39,11 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, l
 // addLiveRoutes lists the routes that hold a request open: the event
 // stream, with no request timeout (each write has its own deadline), and
 // GET /v1/tasks/{id}, whose timeout grows by its ?wait=. Both take the
-// same body limit as the rest of /v1.
-func addLiveRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, v1 http.Handler, timeout time.Duration) {
-	mux.Handle("GET /v1/tasks/{id}/events", readBody(logger, MaxBodyBytes, timeout, handleTaskEvents(logger, tasks, lv)))
-	mux.Handle("GET /v1/tasks/{id}", readBody(logger, MaxBodyBytes, timeout, withWaitTimeout(timeout, metrics.WithRoute(v1))))
+// same body limit as the rest of /v1, and an API key or the task's read
+// token.
+func addLiveRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, v1 http.Handler, timeout time.Duration, g *gate) {
+	mux.Handle("GET /v1/tasks/{id}/events", g.requireOrToken(lv.Tokens, readBody(logger, MaxBodyBytes, timeout, handleTaskEvents(logger, tasks, lv))))
+	mux.Handle("GET /v1/tasks/{id}", g.requireOrToken(lv.Tokens, readBody(logger, MaxBodyBytes, timeout, withWaitTimeout(timeout, metrics.WithRoute(v1)))))
 }
 
 // addRootRoutes lists the probes, outside /v1 so that no auth or body limit
