@@ -9,13 +9,13 @@
 -- (?state=, ?kind=) fall back to a slower plan until it is replaced.
 
 -- +goose Up
-CREATE INDEX tasks_tenant_id_idx ON tasks (tenant, id);
-CREATE INDEX tasks_tenant_state_id_idx ON tasks (tenant, state, id);
-CREATE INDEX tasks_tenant_kind_id_idx ON tasks (tenant, kind, id);
-CREATE INDEX tasks_tenant_kind_state_id_idx ON tasks (tenant, kind, state, id);
-DROP INDEX tasks_state_id_idx;
-DROP INDEX tasks_kind_id_idx;
-DROP INDEX tasks_kind_state_id_idx;
+CREATE INDEX IF NOT EXISTS tasks_tenant_id_idx ON tasks (tenant, id);
+CREATE INDEX IF NOT EXISTS tasks_tenant_state_id_idx ON tasks (tenant, state, id);
+CREATE INDEX IF NOT EXISTS tasks_tenant_kind_id_idx ON tasks (tenant, kind, id);
+CREATE INDEX IF NOT EXISTS tasks_tenant_kind_state_id_idx ON tasks (tenant, kind, state, id);
+DROP INDEX IF EXISTS tasks_state_id_idx;
+DROP INDEX IF EXISTS tasks_kind_id_idx;
+DROP INDEX IF EXISTS tasks_kind_state_id_idx;
 
 -- +goose Down
 CREATE INDEX tasks_state_id_idx ON tasks (state, id);

@@ -129,7 +129,7 @@ func (g *gate) tenant(ctx context.Context, r *http.Request) (string, error) {
 		if g.opts != nil && !g.allowedHost(r.Host) {
 			return "", errForeignHost
 		}
-		if len(header) == 0 || g.opts == nil || g.opts.Authenticator == nil {
+		if len(header) == 0 || g.opts == nil || g.opts.Authenticator == nil || blankBearer(header) {
 			return task.DefaultTenant, nil
 		}
 	}
@@ -141,6 +141,14 @@ func (g *gate) tenant(ctx context.Context, r *http.Request) (string, error) {
 		return "", err //nolint:wrapcheck // ErrUnauthenticated must stay recognisable
 	}
 	return tenant, nil
+}
+
+// blankBearer reports a lone Authorization header with no key in it
+// ("Bearer " from curl -H "Authorization: Bearer $HANDOFF_KEY" with the
+// variable unset): no key, where the API is open.
+func blankBearer(header []string) bool {
+	v := strings.TrimSpace(header[0])
+	return len(header) == 1 && (v == "" || strings.EqualFold(v, "Bearer"))
 }
 
 // allowedHost reports whether a Host header names loopback, localhost or

@@ -335,4 +335,7 @@ func TestKeyInOpenMode(t *testing.T) {
 	requireProblem(t, r, http.StatusNotFound, "no task")
 	r = b.do(t, http.MethodGet, "/v1/tasks", "", "Authorization", "Bearer nonsense")
 	require.Equal(t, http.StatusUnauthorized, r.status)
+	// The README's curl with $HANDOFF_KEY unset sends "Bearer ": no key.
+	r = b.do(t, http.MethodGet, "/v1/tasks", "", "Authorization", "Bearer ")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
 }
