@@ -38,7 +38,9 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		if *tenant == "" || fs.NArg() > 0 {
 			return fmt.Errorf("keys create takes --tenant NAME and optionally --name LABEL\n%s", keysUsage)
 		}
-		run = func(ctx context.Context, cfg *config.Config) error { return keyCreate(ctx, cfg, *tenant, *name, stdout) }
+		run = func(ctx context.Context, cfg *config.Config) error {
+			return keyCreate(ctx, cfg, *tenant, *name, stdout)
+		}
 	case "list":
 		if len(args) > 0 {
 			return fmt.Errorf("keys list takes no arguments\n%s", keysUsage)

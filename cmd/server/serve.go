@@ -247,7 +247,7 @@ func newAuthOpts(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, lo
 		if !exists {
 			logger.WarnContext(ctx, "no API key exists yet: /v1 is served WITHOUT keys, on loopback only, until the first is made with `handoff keys create --tenant NAME`; set AUTH_DISABLED=false to require keys now")
 		}
-	default:
+	case config.AuthRequired:
 		opts.Mode = httpapi.AuthRequired
 		logger.InfoContext(ctx, "API keys required on /v1 (make one with `handoff keys create --tenant NAME`)")
 	}

@@ -157,11 +157,11 @@ func IsLoopback(hostPort string) bool {
 type AuthMode int
 
 const (
-	// AuthRequired: every /v1 request needs a key.
+	// AuthRequired means every /v1 request needs a key.
 	AuthRequired AuthMode = iota
-	// AuthDisabled: requests without a key act for the default tenant.
+	// AuthDisabled means requests without a key act for the default tenant.
 	AuthDisabled
-	// AuthUntilKeys: open until the first key is made (loopback only).
+	// AuthUntilKeys means open until the first key is made (loopback only).
 	AuthUntilKeys
 )
 

@@ -24,9 +24,9 @@ import (
 type AuthMode int
 
 const (
-	// AuthRequired: every request needs Authorization: Bearer <key>.
+	// AuthRequired means every request needs Authorization: Bearer <key>.
 	AuthRequired AuthMode = iota
-	// AuthDisabled: a request without a key acts for the default tenant
+	// AuthDisabled means a request without a key acts for the default tenant
 	// (one with a key still acts for the key's tenant). The Host header
 	// must name loopback or an allowed host, against DNS rebinding.
 	AuthDisabled
@@ -112,6 +112,8 @@ func (g *gate) open(ctx context.Context) (bool, error) {
 			return false, err //nolint:wrapcheck // the auth package's own wrapped error
 		}
 		return !exists, nil
+	case AuthRequired:
+		return false, nil
 	default:
 		return false, nil
 	}

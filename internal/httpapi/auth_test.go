@@ -255,39 +255,21 @@ func TestCrossSite(t *testing.T) {
 	}
 	crossSite := []string{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}
 	for _, tc := range []struct {
-		name   string
-		status int
-		r      func(t *testing.T) *response
+		name, method, path, contentType, body, host string
+		header                                      []string
+		status                                      int
 	}{
-		{"TextPlainBody", http.StatusUnsupportedMediaType, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks", "text/plain", `{"kind": "noop", "args": {}}`, "")
-		}},
-		{"TextPlainBodyCrossSite", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks", "text/plain", `{"kind": "noop", "args": {}}`, "", crossSite...)
-		}},
-		{"FormBody", http.StatusUnsupportedMediaType, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks", "application/x-www-form-urlencoded", `{"kind": "noop", "args": {}}`, "")
-		}},
-		{"BodilessCancelCrossSite", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks/"+id+"/cancel", "", "", "", crossSite...)
-		}},
-		{"BodilessCancelForeignOrigin", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks/"+id+"/cancel", "", "", "", "Origin", "https://evil.example")
-		}},
-		{"ForeignHostCreate", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks", "application/json", `{"kind": "noop", "args": {}}`, "rebind.evil.example:8080")
-		}},
-		{"ForeignHostCancel", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/v1/tasks/"+id+"/cancel", "", "", "rebind.evil.example")
-		}},
-		{"ForeignHostRead", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodGet, "/v1/tasks/"+id, "", "", "rebind.evil.example")
-		}},
-		{"ForeignHostForm", http.StatusForbidden, func(t *testing.T) *response {
-			return send(t, http.MethodPost, "/tasks", "application/x-www-form-urlencoded", "seconds=1", "rebind.evil.example")
-		}},
+		{"TextPlainBody", http.MethodPost, "/v1/tasks", "text/plain", `{"kind": "noop", "args": {}}`, "", nil, http.StatusUnsupportedMediaType},
+		{"TextPlainBodyCrossSite", http.MethodPost, "/v1/tasks", "text/plain", `{"kind": "noop", "args": {}}`, "", crossSite, http.StatusForbidden},
+		{"FormBody", http.MethodPost, "/v1/tasks", "application/x-www-form-urlencoded", `{"kind": "noop", "args": {}}`, "", nil, http.StatusUnsupportedMediaType},
+		{"BodilessCancelCrossSite", http.MethodPost, "/v1/tasks/" + id + "/cancel", "", "", "", crossSite, http.StatusForbidden},
+		{"BodilessCancelForeignOrigin", http.MethodPost, "/v1/tasks/" + id + "/cancel", "", "", "", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
+		{"ForeignHostCreate", http.MethodPost, "/v1/tasks", "application/json", `{"kind": "noop", "args": {}}`, "rebind.evil.example:8080", nil, http.StatusForbidden},
+		{"ForeignHostCancel", http.MethodPost, "/v1/tasks/" + id + "/cancel", "", "", "rebind.evil.example", nil, http.StatusForbidden},
+		{"ForeignHostRead", http.MethodGet, "/v1/tasks/" + id, "", "", "rebind.evil.example", nil, http.StatusForbidden},
+		{"ForeignHostForm", http.MethodPost, "/tasks", "application/x-www-form-urlencoded", "seconds=1", "rebind.evil.example", nil, http.StatusForbidden},
 	} {
-		r := tc.r(t)
+		r := send(t, tc.method, tc.path, tc.contentType, tc.body, tc.host, tc.header...)
 		require.Equal(t, tc.status, r.status, tc.name)
 		require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), tc.name)
 	}
