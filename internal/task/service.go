@@ -139,15 +139,16 @@ var errKeyTaken = errors.New("idempotency key taken")
 // Create validates req and, in one transaction, inserts the task's row and
 // its River job. It reports whether a new task was created: a repeated
 // request with the same idempotency key returns the existing task and false.
-// The task belongs to req.Tenant when set, else to ctx's tenant (WithTenant).
+// The task belongs to ctx's tenant when one was set (WithTenant), else to
+// req.Tenant, else to DefaultTenant.
 //
 // Errors: *ValidationError for a bad request (nothing is written),
 // *IdempotencyConflictError (errors.Is ErrIdempotencyConflict) for a key
 // reused with another request, *LimitError (errors.Is ErrTooManyUnfinished)
 // when the tenant is at its cap of unfinished tasks.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, error) {
-	if req.Tenant == "" {
-		req.Tenant = TenantFrom(ctx)
+	if tenant, ok := scopedTenant(ctx); ok || req.Tenant == "" {
+		req.Tenant = tenant
 	}
 	p, err := s.validator.Prepare(req)
 	if err != nil {

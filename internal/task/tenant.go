@@ -41,6 +41,15 @@ func TenantFrom(ctx context.Context) string {
 	return DefaultTenant
 }
 
+// scopedTenant returns the tenant WithTenant set, and whether one was;
+// else DefaultTenant and false.
+func scopedTenant(ctx context.Context) (string, bool) {
+	if s, ok := ctx.Value(tenantKey{}).(scope); ok && !s.anyTenant && s.tenant != "" {
+		return s.tenant, true
+	}
+	return DefaultTenant, false
+}
+
 func anyTenant(ctx context.Context) bool {
 	s, ok := ctx.Value(tenantKey{}).(scope)
 	return ok && s.anyTenant

@@ -48,6 +48,12 @@ func TestTenantIsolation(t *testing.T) {
 	require.True(t, isNew)
 	require.NotEqual(t, created.ID, other.ID)
 
+	// The context's tenant wins over a request's.
+	forced, _, err := bundle.svc.Create(asB, task.CreateRequest{Kind: "noop", Tenant: "a"})
+	require.NoError(t, err)
+	_, err = bundle.svc.Get(asA, forced.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+
 	// A read token's scope reads any task, and controls none.
 	_, err = bundle.svc.Get(task.WithAnyTenant(ctx), created.ID)
 	require.NoError(t, err)
