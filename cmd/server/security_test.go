@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/pgtest"
 )
 
@@ -151,4 +152,30 @@ func TestSlowHeadersCut(t *testing.T) {
 	require.NotErrorIs(t, end.err, os.ErrDeadlineExceeded, "the server, not our deadline, ended it")
 	require.NotContains(t, string(end.answer), "200 OK", "the slow request was never served")
 	t.Logf("slow client got %q, %v", end.answer, end.err)
+}
+
+// TestServeLimits: DB_STATEMENT_TIMEOUT reaches the pool's sessions, and
+// HTTP_MAX_HEADER_BYTES refuses larger headers with 431 while the server
+// keeps serving.
+func TestServeLimits(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDBURL(t)
+	cfg, err := config.Parse(envFunc(map[string]string{"DATABASE_URL": url}))
+	require.NoError(t, err)
+	pool, err := openPool(t.Context(), cfg, 1500*time.Millisecond)
+	require.NoError(t, err)
+	defer pool.Close()
+	var timeout string
+	require.NoError(t, pool.QueryRow(t.Context(), "SHOW statement_timeout").Scan(&timeout))
+	require.Equal(t, "1500ms", timeout)
+
+	srv := startServer(t, url, "HTTP_MAX_HEADER_BYTES=8192")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.base+"/v1/tasks", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Big", strings.Repeat("x", 16<<10))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+	require.Equal(t, http.StatusOK, callWithKey(t, http.MethodGet, srv.base+"/v1/tasks", "", ""))
 }

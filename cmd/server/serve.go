@@ -90,6 +90,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Queues:        slices.Collect(maps.Keys(queues)),
 		Logger:        logger,
 		MaxUnfinished: cfg.MaxUnfinished,
+		MaxArgsBytes:  cfg.MaxArgsBytes,
 	})
 	// handoff.enqueue checks SQL callers' kinds and queues against these.
 	if err := tasks.Register(ctx); err != nil {

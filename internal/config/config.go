@@ -43,6 +43,7 @@ type Config struct {
 	RateLimit           int
 	RateBurst           int
 	MaxUnfinished       int
+	MaxArgsBytes        int
 	ReadHeaderTimeout   time.Duration
 	ReadTimeout         time.Duration
 	IdleTimeout         time.Duration

@@ -121,6 +121,11 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.Itoa(c.MaxUnfinished) },
 		},
 		{
+			Name: "MAX_ARGS_BYTES", Default: "`1048576`", Meaning: "largest task `args` accepted through the API, in bytes of JSON (`422` beyond; at most 1 MiB, the body limit)",
+			parse: func(p *parser, c *Config) { c.MaxArgsBytes = p.integer("MAX_ARGS_BYTES", 1<<20, 2, 1<<20) },
+			value: func(c *Config) string { return strconv.Itoa(c.MaxArgsBytes) },
+		},
+		{
 			Name: "HTTP_READ_HEADER_TIMEOUT", Default: "`10s`", Meaning: "a client must send its request headers within this (slowloris)",
 			parse: func(p *parser, c *Config) {
 				c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 10*time.Second, 0)

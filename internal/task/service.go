@@ -63,6 +63,10 @@ type ServiceOpts struct {
 	// so requests racing each other may pass it by a few. Defaults to 0,
 	// no cap.
 	MaxUnfinished int
+
+	// MaxArgsBytes is the largest args Create accepts (422 beyond).
+	// Defaults to MaxArgsBytes, which is also its ceiling.
+	MaxArgsBytes int
 }
 
 // unfinishedRetryAfter is the wait suggested to a tenant at its cap: tasks
@@ -80,12 +84,16 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 	if len(queues) == 0 {
 		queues = []string{DefaultQueue}
 	}
+	validator := NewValidator(kinds, queues, opts.NowFunc)
+	if opts.MaxArgsBytes > 0 {
+		validator.maxArgs = min(opts.MaxArgsBytes, MaxArgsBytes)
+	}
 	return &Service{
 		pool:      pool,
 		jobs:      client,
 		kinds:     kinds,
 		queues:    queues,
-		validator: NewValidator(kinds, queues, opts.NowFunc),
+		validator: validator,
 		queries:   store.New(),
 		logger:    cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 

@@ -116,3 +116,17 @@ func TestMaxUnfinished(t *testing.T) {
 	_, _, err = svc.Create(asA, task.CreateRequest{Kind: "noop"})
 	require.NoError(t, err)
 }
+
+func TestMaxArgsBytes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+	svc := task.NewService(bundle.pool, bundle.client, jobs.Kinds(jobs.Deps{}), &task.ServiceOpts{MaxArgsBytes: 16})
+
+	_, _, err := svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1}`)})
+	require.NoError(t, err)
+	_, _, err = svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "fail_times": 0}`)})
+	var validation *task.ValidationError
+	require.ErrorAs(t, err, &validation)
+	require.Equal(t, "must be at most 16 bytes of JSON", validation.Fields["args"])
+}
