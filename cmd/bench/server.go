@@ -80,6 +80,10 @@ func (s *servers) start(ctx context.Context, dbURL string, env map[string]string
 		"HTTP_ADDR="+addr,
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_TIMEOUT="+serverShutdownTimeout,
+		// The per-tenant limits would cap what is measured; a run's env
+		// may set them back.
+		"RATE_LIMIT=0",
+		"MAX_UNFINISHED_TASKS=0",
 	)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

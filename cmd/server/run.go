@@ -15,6 +15,10 @@ commands:
   migrate down [VERSION]    roll back one migration (or down to VERSION; 0 empties the schema)
   migrate status            list migrations and whether each is applied
   migrate version           print the schema's current version
+  keys create --tenant NAME [--name LABEL]
+                            make an API key (printed once, alone on the last line)
+  keys list                 list API keys (never the keys themselves)
+  keys revoke PREFIX        revoke an API key
   config                    print the parsed configuration, secrets masked
   healthcheck               exit 0 when GET /readyz on HTTP_ADDR answers 200, else 1
 
@@ -35,6 +39,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout)
+	case "keys":
+		return keys(ctx, args, getenv, stdout)
 	case "config":
 		if len(args) > 0 {
 			return fmt.Errorf("config takes no arguments\n%s", usage)

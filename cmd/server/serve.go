@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/handoff/handoff/internal/auth"
 	"github.com/handoff/handoff/internal/config"
 	"github.com/handoff/handoff/internal/httpapi"
 	"github.com/handoff/handoff/internal/live"
@@ -40,7 +42,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	logger := newLogger(cfg, stderr)
 
-	pool, err := openPool(ctx, cfg)
+	pool, err := openPool(ctx, cfg, cfg.StatementTimeout)
 	if err != nil {
 		return err
 	}
@@ -102,7 +104,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("create River client: %w", err)
 	}
-	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{Queues: slices.Collect(maps.Keys(queues)), Logger: logger})
+	tasks := task.NewService(pool, riverClient, kinds, &task.ServiceOpts{
+		Queues:        slices.Collect(maps.Keys(queues)),
+		Logger:        logger,
+		MaxUnfinished: cfg.MaxUnfinished,
+		MaxArgsBytes:  cfg.MaxArgsBytes,
+	})
 	// handoff.enqueue checks SQL callers' kinds and queues against these.
 	if err := tasks.Register(ctx); err != nil {
 		return fmt.Errorf("record kinds and queues: %w", err)
@@ -116,6 +123,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	authOpts, err := newAuthOpts(ctx, cfg, pool, logger)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.NewServer(logger, tasks, &httpapi.ServerOpts{
 		ReadyFunc:      schema.ready,
 		RequestTimeout: cfg.RequestTimeout,
@@ -123,6 +134,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		TracerProvider: ops.tracerProvider(),
 		Operator:       operator,
 		Live:           liveOpts,
+		Auth:           authOpts,
 	})
 	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -136,13 +148,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Handler: handler,
 		// Bounds on slow clients, so that none can hold a connection (and a
 		// graceful stop) open: a body is at most 1 MiB.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		// A request may take REQUEST_TIMEOUT to send its body (then 408)
 		// and REQUEST_TIMEOUT of work (then 503): the answer must still
 		// be writable after both.
 		WriteTimeout: 2*cfg.RequestTimeout + 10*time.Second,
-		IdleTimeout:  2 * time.Minute,
+		IdleTimeout:  cfg.IdleTimeout,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	// Event streams never go idle: end them when the stop begins.
@@ -239,6 +252,41 @@ func loopbackIfUnspecified(addr net.Addr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
+// newAuthOpts turns AUTH_DISABLED and the limits into the API's auth
+// settings, and says at start-up, loudly when it is open, how it treats
+// requests without a key.
+func newAuthOpts(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*httpapi.AuthOpts, error) {
+	opts := &httpapi.AuthOpts{
+		Authenticator: auth.NewAuthenticator(pool, &auth.AuthenticatorOpts{Logger: logger}),
+		AllowedHosts:  cfg.AllowedHosts,
+		RateLimit:     float64(cfg.RateLimit),
+		RateBurst:     cmp.Or(cfg.RateBurst, 2*cfg.RateLimit),
+	}
+	if host, _, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			opts.AllowedHosts = append(opts.AllowedHosts, host)
+		}
+	}
+	switch cfg.AuthMode() {
+	case config.AuthDisabled:
+		opts.Mode = httpapi.AuthDisabled
+		logger.WarnContext(ctx, "AUTH_DISABLED=true: /v1 is served WITHOUT API keys, as the default tenant, to anyone who can reach "+cfg.HTTPAddr+"; for local development only")
+	case config.AuthUntilKeys:
+		opts.Mode = httpapi.AuthUntilKeys
+		exists, err := auth.AnyExists(ctx, pool)
+		if err != nil {
+			return nil, err //nolint:wrapcheck // auth wraps it
+		}
+		if !exists {
+			logger.WarnContext(ctx, "no API key exists yet: /v1 is served WITHOUT keys, on loopback only, until the first is made with `handoff keys create --tenant NAME`; set AUTH_DISABLED=false to require keys now")
+		}
+	case config.AuthRequired:
+		opts.Mode = httpapi.AuthRequired
+		logger.InfoContext(ctx, "API keys required on /v1 (make one with `handoff keys create --tenant NAME`)")
+	}
+	return opts, nil
+}
+
 // newLogger logs JSON, or text when LOG_FORMAT says so or, unset, when w is
 // a terminal (a developer reading it, not a log shipper).
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -259,11 +307,15 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // openPool connects to Postgres and checks that it answers, so that a wrong
-// DATABASE_URL fails at start-up with a clear message.
-func openPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+// DATABASE_URL fails at start-up with a clear message. A statementTimeout
+// above zero becomes every connection's statement_timeout.
+func openPool(ctx context.Context, cfg *config.Config, statementTimeout time.Duration) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", err)
+	}
+	if statementTimeout > 0 {
+		poolCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statementTimeout.Milliseconds(), 10)
 	}
 	poolCfg.MaxConns = int32(cfg.DBMaxConns) //nolint:gosec // bounded by config.Parse
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)

@@ -158,6 +158,15 @@ func AnyActive(ctx context.Context, db store.DBTX) (bool, error) {
 	return exists, nil
 }
 
+// AnyExists reports whether a key was ever made, revoked or not.
+func AnyExists(ctx context.Context, db store.DBTX) (bool, error) {
+	exists, err := store.New().APIKeyAnyExists(ctx, db)
+	if err != nil {
+		return false, fmt.Errorf("look for keys: %w", err)
+	}
+	return exists, nil
+}
+
 // DB is what the Authenticator needs of a pool.
 type DB interface {
 	store.DBTX
@@ -173,6 +182,10 @@ type Authenticator struct {
 	mu      sync.Mutex
 	cache   map[string]cached    // by prefix
 	touched map[string]time.Time // by prefix: when this process last recorded a use
+	// keysExist is sticky once true; until then keysChecked says when it
+	// was last asked.
+	keysExist   bool
+	keysChecked time.Time
 }
 
 type cached struct {
@@ -208,6 +221,28 @@ func NewAuthenticator(db DB, opts *AuthenticatorOpts) *Authenticator {
 		a.now = time.Now
 	}
 	return a
+}
+
+// KeysExist reports whether any key was ever made (revoked ones count), as
+// of at most the cache's TTL ago. Once true it stays true for the process:
+// revoking every key never opens the API again.
+func (a *Authenticator) KeysExist(ctx context.Context) (bool, error) {
+	now := a.now()
+	a.mu.Lock()
+	exists, fresh := a.keysExist, now.Sub(a.keysChecked) < a.ttl
+	a.mu.Unlock()
+	if exists || fresh {
+		return exists, nil
+	}
+	exists, err := AnyExists(ctx, a.db)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	a.keysExist = a.keysExist || exists
+	a.keysChecked = now
+	a.mu.Unlock()
+	return exists, nil
 }
 
 // dummyHash is compared against when a prefix has no key, so that an

@@ -134,3 +134,33 @@ func TestKeys(t *testing.T) {
 		require.Empty(t, keys, "a refused key writes nothing")
 	})
 }
+
+// TestKeysExist: the answer is cached for the TTL, and once a key was made
+// it stays true, revoked or not.
+func TestKeysExist(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewDB(t)
+	clock := &fakeClock{now: time.Now()}
+	a := auth.NewAuthenticator(pool, &auth.AuthenticatorOpts{NowFunc: clock.Now})
+
+	exists, err := a.KeysExist(ctx)
+	require.NoError(t, err)
+	require.False(t, exists)
+
+	_, rec, err := auth.Create(ctx, pool, "acme", "")
+	require.NoError(t, err)
+	exists, err = a.KeysExist(ctx)
+	require.NoError(t, err)
+	require.False(t, exists, "cached for the TTL")
+
+	_, err = auth.Revoke(ctx, pool, rec.Prefix)
+	require.NoError(t, err)
+	clock.Add(auth.KeyCacheTTL)
+	exists, err = a.KeysExist(ctx)
+	require.NoError(t, err)
+	require.True(t, exists, "a revoked key still counts: revoking every key never reopens the API")
+	active, err := auth.AnyActive(ctx, pool)
+	require.NoError(t, err)
+	require.False(t, active)
+}

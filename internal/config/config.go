@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"regexp"
 	"runtime"
@@ -28,14 +29,26 @@ import (
 // Config is everything the environment sets, one field per variable. The
 // options table in options.go documents each one.
 type Config struct {
-	DatabaseURL         string
-	HTTPAddr            string
-	AutoMigrate         bool
-	Workers             int
-	Queues              map[string]int
-	RescueAfter         time.Duration
-	ShutdownTimeout     time.Duration
-	AuthDisabled        bool
+	DatabaseURL     string
+	HTTPAddr        string
+	AutoMigrate     bool
+	Workers         int
+	Queues          map[string]int
+	RescueAfter     time.Duration
+	ShutdownTimeout time.Duration
+	// AuthDisabled is nil when AUTH_DISABLED is unset (see AuthMode).
+	AuthDisabled        *bool
+	AuthDisabledAnyAddr bool
+	AllowedHosts        []string
+	RateLimit           int
+	RateBurst           int
+	MaxUnfinished       int
+	MaxArgsBytes        int
+	ReadHeaderTimeout   time.Duration
+	ReadTimeout         time.Duration
+	IdleTimeout         time.Duration
+	MaxHeaderBytes      int
+	StatementTimeout    time.Duration
 	FetchCooldown       time.Duration
 	FetchPollInterval   time.Duration
 	InlineCompleteBelow int
@@ -121,10 +134,55 @@ func validate(cfg *Config) []error {
 	if cfg.WebhookSecret.IsZero() && !cfg.WebhookSecretPrevious.IsZero() {
 		errs = append(errs, errors.New("WEBHOOK_SECRET_PREVIOUS is set but WEBHOOK_SECRET is not: set the new secret in WEBHOOK_SECRET and keep the old one in WEBHOOK_SECRET_PREVIOUS while receivers switch"))
 	}
+	if cfg.AuthDisabled != nil && *cfg.AuthDisabled && !cfg.AuthDisabledAnyAddr && !IsLoopback(cfg.HTTPAddr) {
+		errs = append(errs, fmt.Errorf("AUTH_DISABLED=true with HTTP_ADDR=%s would serve every task to anyone who reaches that address: listen on loopback (127.0.0.1:8080), or create an API key (`handoff keys create --tenant NAME`), or, behind your own gateway, set AUTH_DISABLED_ANY_ADDR=true", cfg.HTTPAddr))
+	}
 	if (cfg.AdminUser == "") != (cfg.AdminPassword == "") {
 		errs = append(errs, errors.New("ADMIN_USER and ADMIN_PASSWORD: set both (operator access) or neither (operator routes refused)"))
 	}
 	return errs
+}
+
+// IsLoopback reports whether a listen address (host:port) accepts only
+// loopback connections: a loopback IP or "localhost". An empty or
+// unspecified host listens everywhere.
+func IsLoopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AuthMode is how the API treats requests without a key.
+type AuthMode int
+
+const (
+	// AuthRequired means every /v1 request needs a key.
+	AuthRequired AuthMode = iota
+	// AuthDisabled means requests without a key act for the default tenant.
+	AuthDisabled
+	// AuthUntilKeys means open until the first key is made (loopback only).
+	AuthUntilKeys
+)
+
+// AuthMode decides how the API treats requests without a key:
+// AUTH_DISABLED=true disables keys (validate refused it beyond loopback
+// unless AUTH_DISABLED_ANY_ADDR), false requires them, and unset requires
+// them on any address but loopback, and on loopback once a key exists.
+func (cfg *Config) AuthMode() AuthMode {
+	switch {
+	case cfg.AuthDisabled != nil && *cfg.AuthDisabled:
+		return AuthDisabled
+	case cfg.AuthDisabled != nil, !IsLoopback(cfg.HTTPAddr):
+		return AuthRequired
+	default:
+		return AuthUntilKeys
+	}
 }
 
 // Print writes the parsed configuration, one NAME=value line per option in

@@ -87,9 +87,79 @@ func Options() []Option {
 			value: func(c *Config) string { return c.ShutdownTimeout.String() },
 		},
 		{
-			Name: "AUTH_DISABLED", Default: "`false`", Meaning: "reserved: Handoff has no API keys yet, so `/v1` is open; put it behind your gateway",
-			parse: func(p *parser, c *Config) { c.AuthDisabled = p.boolean("AUTH_DISABLED", false) },
-			value: func(c *Config) string { return strconv.FormatBool(c.AuthDisabled) },
+			Name: "AUTH_DISABLED", Default: "unset: `false` once API keys exist", Meaning: "`true` serves `/v1` without `Authorization: Bearer <key>` as the `default` tenant (local development; refused unless `HTTP_ADDR` is loopback or `AUTH_DISABLED_ANY_ADDR=true`); `false` always needs a key; unset, keys are needed once one was made, or always when `HTTP_ADDR` is not loopback ([docs/security.md](docs/security.md))",
+			parse: func(p *parser, c *Config) { c.AuthDisabled = p.optionalBool("AUTH_DISABLED") },
+			value: func(c *Config) string {
+				if c.AuthDisabled == nil {
+					return ""
+				}
+				return strconv.FormatBool(*c.AuthDisabled)
+			},
+		},
+		{
+			Name: "AUTH_DISABLED_ANY_ADDR", Default: "`false`", Meaning: "`true` lets `AUTH_DISABLED=true` serve on an address beyond loopback (an open server: only behind your own gateway)",
+			parse: func(p *parser, c *Config) { c.AuthDisabledAnyAddr = p.boolean("AUTH_DISABLED_ANY_ADDR", false) },
+			value: func(c *Config) string { return strconv.FormatBool(c.AuthDisabledAnyAddr) },
+		},
+		{
+			Name: "ALLOWED_HOSTS", Default: "none", Meaning: "comma-separated host names a `Host` header may name while keys are not required, besides loopback, `localhost` and `HTTP_ADDR`'s host (anything else is refused: DNS rebinding)",
+			parse: func(p *parser, c *Config) { c.AllowedHosts = p.list("ALLOWED_HOSTS") },
+			value: func(c *Config) string { return strings.Join(c.AllowedHosts, ",") },
+		},
+		{
+			Name: "RATE_LIMIT", Default: "`1000`", Meaning: "requests per second per tenant on each replica (token bucket); more get `429` with `Retry-After`; `0` turns it off",
+			parse: func(p *parser, c *Config) { c.RateLimit = p.integer("RATE_LIMIT", 1000, 0, 1_000_000) },
+			value: func(c *Config) string { return strconv.Itoa(c.RateLimit) },
+		},
+		{
+			Name: "RATE_BURST", Default: "twice `RATE_LIMIT`", Meaning: "the token bucket's size: requests a tenant may send at once after a quiet spell",
+			parse: func(p *parser, c *Config) { c.RateBurst = p.integer("RATE_BURST", 0, 0, 10_000_000) },
+			value: func(c *Config) string { return strconv.Itoa(c.RateBurst) },
+		},
+		{
+			Name: "MAX_UNFINISHED_TASKS", Default: "`10000`", Meaning: "per tenant: more unfinished (available, scheduled, pending, running, retryable) tasks are refused with `429`; `0` turns it off",
+			parse: func(p *parser, c *Config) { c.MaxUnfinished = p.integer("MAX_UNFINISHED_TASKS", 10_000, 0, 10_000_000) },
+			value: func(c *Config) string { return strconv.Itoa(c.MaxUnfinished) },
+		},
+		{
+			Name: "MAX_ARGS_BYTES", Default: "`1048576`", Meaning: "largest task `args` accepted through the API, in bytes of JSON (`422` beyond; at most 1 MiB, the body limit)",
+			parse: func(p *parser, c *Config) { c.MaxArgsBytes = p.integer("MAX_ARGS_BYTES", 1<<20, 2, 1<<20) },
+			value: func(c *Config) string { return strconv.Itoa(c.MaxArgsBytes) },
+		},
+		{
+			Name: "HTTP_READ_HEADER_TIMEOUT", Default: "`10s`", Meaning: "a client must send its request headers within this (slowloris)",
+			parse: func(p *parser, c *Config) {
+				c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 10*time.Second, 0)
+			},
+			value: func(c *Config) string { return c.ReadHeaderTimeout.String() },
+		},
+		{
+			Name: "HTTP_READ_TIMEOUT", Default: "`30s`", Meaning: "a client must send its whole request (headers and body) within this",
+			parse: func(p *parser, c *Config) {
+				c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT", 30*time.Second, 0)
+			},
+			value: func(c *Config) string { return c.ReadTimeout.String() },
+		},
+		{
+			Name: "HTTP_IDLE_TIMEOUT", Default: "`2m`", Meaning: "an idle keep-alive connection is closed after this",
+			parse: func(p *parser, c *Config) {
+				c.IdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute, 0)
+			},
+			value: func(c *Config) string { return c.IdleTimeout.String() },
+		},
+		{
+			Name: "HTTP_MAX_HEADER_BYTES", Default: "`65536`", Meaning: "request line and headers larger than this are refused (`431`)",
+			parse: func(p *parser, c *Config) {
+				c.MaxHeaderBytes = p.integer("HTTP_MAX_HEADER_BYTES", 64<<10, 4<<10, 1<<20)
+			},
+			value: func(c *Config) string { return strconv.Itoa(c.MaxHeaderBytes) },
+		},
+		{
+			Name: "DB_STATEMENT_TIMEOUT", Default: "`30s`", Meaning: "Postgres `statement_timeout` of `serve`'s pool: no query (API or workers) runs longer; `migrate` has none",
+			parse: func(p *parser, c *Config) {
+				c.StatementTimeout = p.duration("DB_STATEMENT_TIMEOUT", 30*time.Second, 0)
+			},
+			value: func(c *Config) string { return c.StatementTimeout.String() },
 		},
 		{
 			Name: "FETCH_COOLDOWN", Default: "`10ms`", Meaning: "River's minimum time between fetches (throughput ≈ workers per cooldown)",
@@ -307,6 +377,26 @@ func (p *parser) boolean(name string, def bool) bool {
 		p.errs = append(p.errs, fmt.Errorf("%s=%q: must be true or false", name, raw))
 	}
 	return v
+}
+
+// optionalBool reads a boolean that may be unset (nil).
+func (p *parser) optionalBool(name string) *bool {
+	if p.getenv(name) == "" {
+		return nil
+	}
+	v := p.boolean(name, false)
+	return &v
+}
+
+// list reads a comma-separated list, blanks dropped.
+func (p *parser) list(name string) []string {
+	var items []string
+	for item := range strings.SplitSeq(p.getenv(name), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
 }
 
 func (p *parser) integer(name string, def, lo, hi int) int {

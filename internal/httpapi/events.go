@@ -176,9 +176,8 @@ func lastEventID(r *http.Request) (int64, error) {
 }
 
 // checkReadToken accepts a request whose token query parameter is a valid
-// read token for the task. A request without one passes: /v1 has no API
-// keys yet, and when it does (issue 10) the auth middleware decides for
-// requests without a token.
+// read token for the task. A request without one passes: the gate
+// (auth.go) has asked it for an API key.
 func checkReadToken(r *http.Request, tokens *live.TokenSigner, taskID int64) error {
 	token := r.URL.Query().Get("token")
 	if token == "" {

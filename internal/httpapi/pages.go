@@ -24,11 +24,11 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connec
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // addPageRoutes lists the browser pages on the root mux.
-func addPageRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts) {
+func addPageRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, g *gate) {
 	mux.Handle("GET /{$}", handlePage(logger))
 	mux.Handle("GET /tasks/{id}", handlePage(logger))
 	mux.Handle("POST /tasks", http.NewCrossOriginProtection().Handler(
-		limitBody(4<<10, handleFormCreate(logger, tasks, lv.Tokens))))
+		g.form(limitBody(4<<10, handleFormCreate(logger, tasks, lv.Tokens)))))
 	assets, err := fs.Sub(web.FS, ".")
 	if err != nil {
 		panic(err) // the embedded FS always has a root

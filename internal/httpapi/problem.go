@@ -54,6 +54,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		validation  *task.ValidationError
 		maxBytesErr *http.MaxBytesError
 		conflict    *task.IdempotencyConflictError
+		limit       *task.LimitError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -69,6 +70,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		// The task that holds the key, for a client that lost its answer.
 		w.Header().Set("Location", "/v1/tasks/"+strconv.FormatInt(conflict.TaskID, 10))
 		p.Status, p.Detail, p.TaskID = http.StatusConflict, err.Error(), conflict.TaskID
+	case errors.As(err, &limit):
+		w.Header().Set("Retry-After", retryAfter(limit.RetryAfter))
+		p.Status, p.Detail = http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

@@ -39,13 +39,15 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, l
 // addLiveRoutes lists the routes that hold a request open: the event
 // stream, with no request timeout (each write has its own deadline), and
 // GET /v1/tasks/{id}, whose timeout grows by its ?wait=. Both take the
-// same body limit as the rest of /v1.
-func addLiveRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, v1 http.Handler, timeout time.Duration) {
-	mux.Handle("GET /v1/tasks/{id}/events", readBody(logger, MaxBodyBytes, timeout, handleTaskEvents(logger, tasks, lv)))
-	mux.Handle("GET /v1/tasks/{id}", readBody(logger, MaxBodyBytes, timeout, withWaitTimeout(timeout, metrics.WithRoute(v1))))
+// same body limit as the rest of /v1, and an API key or the task's read
+// token. The progress route of http tasks' receivers takes its own token.
+func addLiveRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, v1 http.Handler, timeout time.Duration, g *gate) {
+	mux.Handle("GET /v1/tasks/{id}/events", g.requireOrToken(lv.Tokens, readBody(logger, MaxBodyBytes, timeout, handleTaskEvents(logger, tasks, lv))))
+	mux.Handle("GET /v1/tasks/{id}", g.requireOrToken(lv.Tokens, readBody(logger, MaxBodyBytes, timeout, withWaitTimeout(timeout, metrics.WithRoute(v1)))))
 	if lv.Progress != nil {
-		// A receiver's report, authorised by its token alone; not a
-		// browser's, so cross-origin requests are refused.
+		// A receiver's report, authorised by its progress token alone (not
+		// a key, not a read token); not a browser's, so cross-origin
+		// requests are refused.
 		mux.Handle("POST /v1/tasks/{id}/progress", crossOriginProtection(logger, readBody(logger, 4<<10, timeout, withTimeout(timeout, handleTaskProgress(logger, lv)))))
 	}
 }

@@ -43,13 +43,19 @@ type ServerOpts struct {
 	// Live wires the event stream, ?wait= and the browser pages; nil
 	// leaves them out.
 	Live *LiveOpts
+
+	// Auth says who may call the tenant routes (API keys, AUTH_DISABLED,
+	// the per-tenant rate limit). nil serves every request as the default
+	// tenant with no checks: for tests, or behind an embedder's own auth;
+	// the server (cmd/server) always sets it.
+	Auth *AuthOpts
 }
 
 // NewServer returns the API's handler. The middleware order is visible here:
 // tracing, metrics, the request log, recovery and the canonical-path check
-// wrap everything; cross-origin protection, the body read (type, size,
-// deadline) and then the request timeout wrap /v1; operator routes get their
-// own chain (operator.go).
+// wrap everything; cross-origin protection, authentication and the rate
+// limit (auth.go), the body read (type, size, deadline) and then the request
+// timeout wrap /v1; operator routes get their own chain (operator.go).
 func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.Handler {
 	if opts == nil {
 		opts = &ServerOpts{}
@@ -68,14 +74,16 @@ func NewServer(logger *slog.Logger, tasks *task.Service, opts *ServerOpts) http.
 		lv = opts.Live.withDefaults()
 	}
 
+	g := newGate(logger, opts.Auth, timeout)
+
 	v1 := http.NewServeMux()
 	addV1Routes(v1, logger, tasks, lv)
 
 	root := http.NewServeMux()
-	root.Handle("/v1/", crossOriginProtection(logger, readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, metrics.WithRoute(v1)))))
+	root.Handle("/v1/", crossOriginProtection(logger, g.require(readBody(logger, MaxBodyBytes, timeout, withTimeout(timeout, metrics.WithRoute(v1))))))
 	if lv != nil {
-		addLiveRoutes(root, logger, tasks, lv, v1, timeout)
-		addPageRoutes(root, logger, tasks, lv)
+		addLiveRoutes(root, logger, tasks, lv, v1, timeout, g)
+		addPageRoutes(root, logger, tasks, lv, g)
 	}
 	addRootRoutes(root, logger, ready)
 	addOperatorRoutes(root, logger, opts.Operator, opts.Metrics, timeout)

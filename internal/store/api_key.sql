@@ -20,3 +20,8 @@ WHERE prefix = @prefix AND (last_used_at IS NULL OR last_used_at < now() - inter
 
 -- name: APIKeyActiveExists :one
 SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL);
+
+-- APIKeyAnyExists is true once a key was ever made, revoked or not: then
+-- the API needs keys (revoking the last key does not open it again).
+-- name: APIKeyAnyExists :one
+SELECT EXISTS (SELECT 1 FROM api_keys);

@@ -20,6 +20,19 @@ func (q *Queries) APIKeyActiveExists(ctx context.Context, db DBTX) (bool, error)
 	return exists, err
 }
 
+const aPIKeyAnyExists = `-- name: APIKeyAnyExists :one
+SELECT EXISTS (SELECT 1 FROM api_keys)
+`
+
+// APIKeyAnyExists is true once a key was ever made, revoked or not: then
+// the API needs keys (revoking the last key does not open it again).
+func (q *Queries) APIKeyAnyExists(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, aPIKeyAnyExists)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const aPIKeyGetByPrefix = `-- name: APIKeyGetByPrefix :one
 SELECT prefix, key_hash, tenant, name, created_at, last_used_at, revoked_at FROM api_keys WHERE prefix = $1
 `

@@ -1,5 +1,22 @@
+-- TaskGetByID reads a task whatever its tenant: for a request holding the
+-- task's read token, and for tests. The API reads through
+-- TaskGetByIDForTenant.
 -- name: TaskGetByID :one
 SELECT * FROM tasks WHERE id = @id;
+
+-- name: TaskGetByIDForTenant :one
+SELECT * FROM tasks WHERE id = @id AND tenant = @tenant;
+
+-- TaskUnfinishedCount counts a tenant's unfinished tasks, up to max: an
+-- index-only walk of tasks_tenant_state_id_idx (migration 00016) that stops
+-- at max, so the cap's check costs at most max index entries.
+-- name: TaskUnfinishedCount :one
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks
+    WHERE tenant = @tenant
+      AND state IN ('available', 'scheduled', 'pending', 'running', 'retryable')
+    LIMIT @max
+) AS unfinished;
 
 -- TaskGetByIdempotencyKeyForRequest finds the task holding a key and tells
 -- whether it was created from the same request, by the one definition of a
@@ -33,30 +50,39 @@ ON CONFLICT (name) DO UPDATE SET updated_at = now();
 
 -- The list queries are four plain statements rather than one with optional
 -- filters: each then has a plan that walks one index backwards from the
--- cursor, which a generic plan for "x = $1 OR $1 IS NULL" would not.
+-- cursor, which a generic plan for "x = $1 OR $1 IS NULL" would not. Every
+-- list is one tenant's, on an index of migration 00016 that leads with
+-- tenant. The cursor is a row comparison over the whole index key, and the
+-- ORDER BY names it: then even a generic plan (pgx prepares statements)
+-- walks that index, where "tenant = $1 AND id < $2" alone lets it walk the
+-- primary key and filter, which reads the whole table for a small tenant
+-- whose tasks are old (EXPLAIN in docs/security.md).
 
 -- name: TaskListPage :many
 SELECT * FROM tasks
-WHERE id < @after_id
-ORDER BY id DESC
+WHERE tenant = @tenant AND (tenant, id) < (@tenant, @after_id::bigint)
+ORDER BY tenant DESC, id DESC
 LIMIT @max;
 
 -- name: TaskListPageByState :many
 SELECT * FROM tasks
-WHERE state = @state AND id < @after_id
-ORDER BY id DESC
+WHERE tenant = @tenant AND state = @state
+  AND (tenant, state, id) < (@tenant, @state, @after_id::bigint)
+ORDER BY tenant DESC, state DESC, id DESC
 LIMIT @max;
 
 -- name: TaskListPageByKind :many
 SELECT * FROM tasks
-WHERE kind = @kind AND id < @after_id
-ORDER BY id DESC
+WHERE tenant = @tenant AND kind = @kind
+  AND (tenant, kind, id) < (@tenant, @kind, @after_id::bigint)
+ORDER BY tenant DESC, kind DESC, id DESC
 LIMIT @max;
 
 -- name: TaskListPageByKindState :many
 SELECT * FROM tasks
-WHERE kind = @kind AND state = @state AND id < @after_id
-ORDER BY id DESC
+WHERE tenant = @tenant AND kind = @kind AND state = @state
+  AND (tenant, kind, state, id) < (@tenant, @kind, @state, @after_id::bigint)
+ORDER BY tenant DESC, kind DESC, state DESC, id DESC
 LIMIT @max;
 
 -- name: TaskProgressUpdate :execrows

@@ -89,8 +89,48 @@ const taskGetByID = `-- name: TaskGetByID :one
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks WHERE id = $1
 `
 
+// TaskGetByID reads a task whatever its tenant: for a request holding the
+// task's read token, and for tests. The API reads through
+// TaskGetByIDForTenant.
 func (q *Queries) TaskGetByID(ctx context.Context, db DBTX, id int64) (*Task, error) {
 	row := db.QueryRow(ctx, taskGetByID, id)
+	var i Task
+	err := row.Scan(
+		&i.ID,
+		&i.Kind,
+		&i.Queue,
+		&i.Priority,
+		&i.Args,
+		&i.State,
+		&i.Attempt,
+		&i.MaxAttempts,
+		&i.Errors,
+		&i.Result,
+		&i.Progress,
+		&i.IdempotencyKey,
+		&i.RequestHash,
+		&i.CreatedAt,
+		&i.ScheduledAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.CancelRequestedAt,
+		&i.Tenant,
+		&i.CallbackURL,
+	)
+	return &i, err
+}
+
+const taskGetByIDForTenant = `-- name: TaskGetByIDForTenant :one
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks WHERE id = $1 AND tenant = $2
+`
+
+type TaskGetByIDForTenantParams struct {
+	ID     int64
+	Tenant string
+}
+
+func (q *Queries) TaskGetByIDForTenant(ctx context.Context, db DBTX, arg TaskGetByIDForTenantParams) (*Task, error) {
+	row := db.QueryRow(ctx, taskGetByIDForTenant, arg.ID, arg.Tenant)
 	var i Task
 	err := row.Scan(
 		&i.ID,
@@ -189,21 +229,28 @@ func (q *Queries) TaskGetByIdempotencyKeyForRequest(ctx context.Context, db DBTX
 const taskListPage = `-- name: TaskListPage :many
 
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE id < $1
-ORDER BY id DESC
-LIMIT $2
+WHERE tenant = $1 AND (tenant, id) < ($1, $2::bigint)
+ORDER BY tenant DESC, id DESC
+LIMIT $3
 `
 
 type TaskListPageParams struct {
+	Tenant  string
 	AfterID int64
 	Max     int32
 }
 
 // The list queries are four plain statements rather than one with optional
 // filters: each then has a plan that walks one index backwards from the
-// cursor, which a generic plan for "x = $1 OR $1 IS NULL" would not.
+// cursor, which a generic plan for "x = $1 OR $1 IS NULL" would not. Every
+// list is one tenant's, on an index of migration 00016 that leads with
+// tenant. The cursor is a row comparison over the whole index key, and the
+// ORDER BY names it: then even a generic plan (pgx prepares statements)
+// walks that index, where "tenant = $1 AND id < $2" alone lets it walk the
+// primary key and filter, which reads the whole table for a small tenant
+// whose tasks are old (EXPLAIN in docs/security.md).
 func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPageParams) ([]*Task, error) {
-	rows, err := db.Query(ctx, taskListPage, arg.AfterID, arg.Max)
+	rows, err := db.Query(ctx, taskListPage, arg.Tenant, arg.AfterID, arg.Max)
 	if err != nil {
 		return nil, err
 	}
@@ -245,19 +292,26 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 
 const taskListPageByKind = `-- name: TaskListPageByKind :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE kind = $1 AND id < $2
-ORDER BY id DESC
-LIMIT $3
+WHERE tenant = $1 AND kind = $2
+  AND (tenant, kind, id) < ($1, $2, $3::bigint)
+ORDER BY tenant DESC, kind DESC, id DESC
+LIMIT $4
 `
 
 type TaskListPageByKindParams struct {
+	Tenant  string
 	Kind    string
 	AfterID int64
 	Max     int32
 }
 
 func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListPageByKindParams) ([]*Task, error) {
-	rows, err := db.Query(ctx, taskListPageByKind, arg.Kind, arg.AfterID, arg.Max)
+	rows, err := db.Query(ctx, taskListPageByKind,
+		arg.Tenant,
+		arg.Kind,
+		arg.AfterID,
+		arg.Max,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -299,12 +353,14 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 
 const taskListPageByKindState = `-- name: TaskListPageByKindState :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE kind = $1 AND state = $2 AND id < $3
-ORDER BY id DESC
-LIMIT $4
+WHERE tenant = $1 AND kind = $2 AND state = $3
+  AND (tenant, kind, state, id) < ($1, $2, $3, $4::bigint)
+ORDER BY tenant DESC, kind DESC, state DESC, id DESC
+LIMIT $5
 `
 
 type TaskListPageByKindStateParams struct {
+	Tenant  string
 	Kind    string
 	State   string
 	AfterID int64
@@ -313,6 +369,7 @@ type TaskListPageByKindStateParams struct {
 
 func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg TaskListPageByKindStateParams) ([]*Task, error) {
 	rows, err := db.Query(ctx, taskListPageByKindState,
+		arg.Tenant,
 		arg.Kind,
 		arg.State,
 		arg.AfterID,
@@ -359,19 +416,26 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 
 const taskListPageByState = `-- name: TaskListPageByState :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE state = $1 AND id < $2
-ORDER BY id DESC
-LIMIT $3
+WHERE tenant = $1 AND state = $2
+  AND (tenant, state, id) < ($1, $2, $3::bigint)
+ORDER BY tenant DESC, state DESC, id DESC
+LIMIT $4
 `
 
 type TaskListPageByStateParams struct {
+	Tenant  string
 	State   string
 	AfterID int64
 	Max     int32
 }
 
 func (q *Queries) TaskListPageByState(ctx context.Context, db DBTX, arg TaskListPageByStateParams) ([]*Task, error) {
-	rows, err := db.Query(ctx, taskListPageByState, arg.State, arg.AfterID, arg.Max)
+	rows, err := db.Query(ctx, taskListPageByState,
+		arg.Tenant,
+		arg.State,
+		arg.AfterID,
+		arg.Max,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -447,4 +511,28 @@ func (q *Queries) TaskProgressUpdateRunning(ctx context.Context, db DBTX, arg Ta
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const taskUnfinishedCount = `-- name: TaskUnfinishedCount :one
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks
+    WHERE tenant = $1
+      AND state IN ('available', 'scheduled', 'pending', 'running', 'retryable')
+    LIMIT $2
+) AS unfinished
+`
+
+type TaskUnfinishedCountParams struct {
+	Tenant string
+	Max    int32
+}
+
+// TaskUnfinishedCount counts a tenant's unfinished tasks, up to max: an
+// index-only walk of tasks_tenant_state_id_idx (migration 00016) that stops
+// at max, so the cap's check costs at most max index entries.
+func (q *Queries) TaskUnfinishedCount(ctx context.Context, db DBTX, arg TaskUnfinishedCountParams) (int64, error) {
+	row := db.QueryRow(ctx, taskUnfinishedCount, arg.Tenant, arg.Max)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
 }

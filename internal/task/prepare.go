@@ -63,6 +63,8 @@ type Validator struct {
 	kinds   map[string]jobs.Kind
 	queues  map[string]bool
 	nowFunc func() time.Time
+	// maxArgs is the largest args accepted, at most MaxArgsBytes.
+	maxArgs int
 }
 
 // NewValidator returns a Validator that accepts the given kinds and queues.
@@ -72,6 +74,7 @@ func NewValidator(kinds []jobs.Kind, queues []string, nowFunc func() time.Time) 
 	v := &Validator{
 		kinds:   make(map[string]jobs.Kind, len(kinds)),
 		nowFunc: nowFunc,
+		maxArgs: MaxArgsBytes,
 	}
 	if v.nowFunc == nil {
 		v.nowFunc = time.Now
@@ -120,8 +123,8 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 		problems["kind"] = "is required; known kinds: " + v.kindNames()
 	case !ok:
 		problems["kind"] = fmt.Sprintf("unknown kind %q; known kinds: %s", truncate(req.Kind, 100), v.kindNames())
-	case len(req.Args) > MaxArgsBytes:
-		problems["args"] = fmt.Sprintf("must be at most %d bytes of JSON", MaxArgsBytes)
+	case len(req.Args) > v.maxArgs:
+		problems["args"] = fmt.Sprintf("must be at most %d bytes of JSON", v.maxArgs)
 	default:
 		var err error
 		if args, err = kind.Parse(req.Args); err != nil {

@@ -38,6 +38,8 @@ type Service struct {
 	validator *Validator
 	queries   *store.Queries
 	logger    *slog.Logger
+	// maxUnfinished caps each tenant's unfinished tasks; 0: no cap.
+	maxUnfinished int
 }
 
 // ServiceOpts are optional settings for NewService; nil means defaults.
@@ -54,7 +56,23 @@ type ServiceOpts struct {
 	// Logger receives what the service notices but its callers need not
 	// act on. Defaults to discarding.
 	Logger *slog.Logger
+
+	// MaxUnfinished caps the tasks of one tenant that have not finished
+	// (available, scheduled, pending, running or retryable): Create
+	// refuses more with a *LimitError. The count runs before the insert,
+	// so requests racing each other may pass it by a few. Defaults to 0,
+	// no cap.
+	MaxUnfinished int
+
+	// MaxArgsBytes is the largest args Create accepts (422 beyond).
+	// Defaults to MaxArgsBytes, which is also its ceiling.
+	MaxArgsBytes int
 }
+
+// unfinishedRetryAfter is the wait suggested to a tenant at its cap: tasks
+// finish in seconds or are scheduled, so a short wait, then the client
+// learns again.
+const unfinishedRetryAfter = 5 * time.Second
 
 // NewService returns a Service that writes through pool and inserts jobs
 // with client, accepting the given kinds.
@@ -66,14 +84,20 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 	if len(queues) == 0 {
 		queues = []string{DefaultQueue}
 	}
+	validator := NewValidator(kinds, queues, opts.NowFunc)
+	if opts.MaxArgsBytes > 0 {
+		validator.maxArgs = min(opts.MaxArgsBytes, MaxArgsBytes)
+	}
 	return &Service{
 		pool:      pool,
 		jobs:      client,
 		kinds:     kinds,
 		queues:    queues,
-		validator: NewValidator(kinds, queues, opts.NowFunc),
+		validator: validator,
 		queries:   store.New(),
 		logger:    cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+
+		maxUnfinished: max(opts.MaxUnfinished, 0),
 	}
 }
 
@@ -123,22 +147,31 @@ var errKeyTaken = errors.New("idempotency key taken")
 // Create validates req and, in one transaction, inserts the task's row and
 // its River job. It reports whether a new task was created: a repeated
 // request with the same idempotency key returns the existing task and false.
+// The task belongs to ctx's tenant when one was set (WithTenant), else to
+// req.Tenant, else to DefaultTenant.
 //
 // Errors: *ValidationError for a bad request (nothing is written),
 // *IdempotencyConflictError (errors.Is ErrIdempotencyConflict) for a key
-// reused with another request.
+// reused with another request, *LimitError (errors.Is ErrTooManyUnfinished)
+// when the tenant is at its cap of unfinished tasks.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, error) {
+	if tenant, ok := scopedTenant(ctx); ok || req.Tenant == "" {
+		req.Tenant = tenant
+	}
 	p, err := s.validator.Prepare(req)
 	if err != nil {
 		return nil, false, err
 	}
 	if p.IdempotencyKey != nil {
 		// Most repeats find the task here without inserting a job that
-		// would only be rolled back.
+		// would only be rolled back; a repeat is answered even at the cap.
 		t, err := s.byIdempotencyKey(ctx, p)
 		if !errors.Is(err, ErrNotFound) {
 			return t, false, err
 		}
+	}
+	if err := s.checkUnfinished(ctx, p.Tenant); err != nil {
+		return nil, false, err
 	}
 
 	job, found, err := s.insert(ctx, p)
@@ -237,15 +270,40 @@ func byKeyParams(p *Prepared) store.TaskGetByIdempotencyKeyForRequestParams {
 	}
 }
 
-// Get returns the task with the given ID.
+// checkUnfinished refuses a new task when the tenant has maxUnfinished
+// unfinished tasks already.
+func (s *Service) checkUnfinished(ctx context.Context, tenant string) error {
+	if s.maxUnfinished == 0 {
+		return nil
+	}
+	n, err := s.queries.TaskUnfinishedCount(ctx, s.pool, store.TaskUnfinishedCountParams{Tenant: tenant, Max: int32(min(s.maxUnfinished, math.MaxInt32))}) //nolint:gosec // bounded by min
+	if err != nil {
+		return fmt.Errorf("count unfinished tasks: %w", err)
+	}
+	if n >= int64(s.maxUnfinished) {
+		return &LimitError{Tenant: tenant, Max: s.maxUnfinished, RetryAfter: unfinishedRetryAfter}
+	}
+	return nil
+}
+
+// Get returns the task with the given ID, if it belongs to ctx's tenant
+// (WithTenant; any tenant after WithAnyTenant).
 //
-// Errors: ErrNotFound.
+// Errors: ErrNotFound, also for another tenant's task.
 func (s *Service) Get(ctx context.Context, id int64) (*Task, error) {
 	return s.get(ctx, s.pool, id)
 }
 
 func (s *Service) get(ctx context.Context, db store.DBTX, id int64) (*Task, error) {
-	row, err := s.queries.TaskGetByID(ctx, db, id)
+	var (
+		row *store.Task
+		err error
+	)
+	if anyTenant(ctx) {
+		row, err = s.queries.TaskGetByID(ctx, db, id)
+	} else {
+		row, err = s.queries.TaskGetByIDForTenant(ctx, db, store.TaskGetByIDForTenantParams{ID: id, Tenant: TenantFrom(ctx)})
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -265,9 +323,10 @@ type ListParams struct {
 	Limit int
 }
 
-// List returns tasks newest first, and the ID to pass as AfterID for the next
-// page, or 0 when there are no more.
+// List returns ctx's tenant's tasks newest first, and the ID to pass as
+// AfterID for the next page, or 0 when there are no more.
 func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, error) {
+	tenant := TenantFrom(ctx)
 	limit := params.Limit
 	if limit <= 0 {
 		limit = ListLimitDefault
@@ -286,13 +345,13 @@ func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, 
 	)
 	switch {
 	case params.State != "" && params.Kind != "":
-		rows, err = s.queries.TaskListPageByKindState(ctx, s.pool, store.TaskListPageByKindStateParams{Kind: params.Kind, State: params.State, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPageByKindState(ctx, s.pool, store.TaskListPageByKindStateParams{Tenant: tenant, Kind: params.Kind, State: params.State, AfterID: after, Max: maxRows})
 	case params.State != "":
-		rows, err = s.queries.TaskListPageByState(ctx, s.pool, store.TaskListPageByStateParams{State: params.State, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPageByState(ctx, s.pool, store.TaskListPageByStateParams{Tenant: tenant, State: params.State, AfterID: after, Max: maxRows})
 	case params.Kind != "":
-		rows, err = s.queries.TaskListPageByKind(ctx, s.pool, store.TaskListPageByKindParams{Kind: params.Kind, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPageByKind(ctx, s.pool, store.TaskListPageByKindParams{Tenant: tenant, Kind: params.Kind, AfterID: after, Max: maxRows})
 	default:
-		rows, err = s.queries.TaskListPage(ctx, s.pool, store.TaskListPageParams{AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPage(ctx, s.pool, store.TaskListPageParams{Tenant: tenant, AfterID: after, Max: maxRows})
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
@@ -316,7 +375,7 @@ func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, 
 // its worker's context cancelled; it shows "cancelled" once the worker
 // returns. A finished task is returned unchanged.
 //
-// Errors: ErrNotFound.
+// Errors: ErrNotFound, also for another tenant's task.
 func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
 	return s.control(ctx, id, func(ctx context.Context, tx pgx.Tx, id int64) (*rivertype.JobRow, error) {
 		job, err := s.jobs.JobCancelTx(ctx, tx, id)
@@ -340,7 +399,8 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Task, error) {
 // that attempt's number, and the database skips it once the job runs
 // another attempt (internal/riverseam, migration 00011).
 //
-// Errors: ErrNotFound, ErrJobDeleted, ErrAttemptLimit.
+// Errors: ErrNotFound (also for another tenant's task), ErrJobDeleted,
+// ErrAttemptLimit.
 func (s *Service) Retry(ctx context.Context, id int64) (*Task, error) {
 	return s.control(ctx, id, s.jobs.JobRetryTx, ErrJobDeleted)
 }
@@ -348,10 +408,20 @@ func (s *Service) Retry(ctx context.Context, id int64) (*Task, error) {
 // control changes a task's job with River's method change and returns the
 // task as updated by the trigger in the same transaction. errJobGone is
 // returned when the task exists but its job does not; nil means that the
-// task is returned as it stands.
+// task is returned as it stands. Another tenant's task is ErrNotFound and
+// its job is not touched.
 func (s *Service) control(ctx context.Context, id int64, change func(context.Context, pgx.Tx, int64) (*rivertype.JobRow, error), errJobGone error) (*Task, error) {
+	if anyTenant(ctx) {
+		// A read token reads; it never controls.
+		ctx = WithTenant(ctx, DefaultTenant)
+	}
 	var t *Task
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The tenant's check and the change share the transaction; a
+		// task's tenant never changes, so no lock is needed.
+		if _, err := s.get(ctx, tx, id); err != nil {
+			return err
+		}
 		if _, err := change(ctx, tx, id); err != nil {
 			// Since River 0.49 a failed Tx method leaves the transaction
 			// unusable: return, roll back, and look again outside it.

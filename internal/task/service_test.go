@@ -131,7 +131,12 @@ func TestCreate(t *testing.T) {
 		} {
 			created, _, err := bundle.svc.Create(ctx, req)
 			require.NoError(t, err)
-			stored, err := bundle.svc.Get(ctx, created.ID)
+			// The task is read back in its own tenant: another's is 404.
+			tenant := req.Tenant
+			if tenant == "" {
+				tenant = task.DefaultTenant
+			}
+			stored, err := bundle.svc.Get(task.WithTenant(ctx, tenant), created.ID)
 			require.NoError(t, err)
 			createdJSON, err := json.Marshal(created)
 			require.NoError(t, err)

@@ -1,0 +1,132 @@
+package task_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/task"
+	"github.com/handoff/handoff/jobs"
+)
+
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+	asA, asB := task.WithTenant(ctx, "a"), task.WithTenant(ctx, "b")
+
+	created, isNew, err := bundle.svc.Create(asA, task.CreateRequest{Kind: "noop", IdempotencyKey: "same"})
+	require.NoError(t, err)
+	require.True(t, isNew)
+
+	_, err = bundle.svc.Get(asB, created.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+	_, err = bundle.svc.Cancel(asB, created.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+	_, err = bundle.svc.Retry(asB, created.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+	for _, params := range []task.ListParams{{}, {State: "available"}, {Kind: "noop"}, {Kind: "noop", State: "available"}} {
+		list, _, err := bundle.svc.List(asB, params)
+		require.NoError(t, err)
+		require.Empty(t, list, "%+v", params)
+		list, _, err = bundle.svc.List(asA, params)
+		require.NoError(t, err)
+		require.Len(t, list, 1, "%+v", params)
+	}
+	// B's cancel did not touch A's job.
+	got, err := bundle.svc.Get(asA, created.ID)
+	require.NoError(t, err)
+	require.Equal(t, "available", got.State)
+	require.Nil(t, got.CancelRequestedAt)
+
+	// The same idempotency key under B is B's own task.
+	other, isNew, err := bundle.svc.Create(asB, task.CreateRequest{Kind: "noop", IdempotencyKey: "same"})
+	require.NoError(t, err)
+	require.True(t, isNew)
+	require.NotEqual(t, created.ID, other.ID)
+
+	// The context's tenant wins over a request's.
+	forced, _, err := bundle.svc.Create(asB, task.CreateRequest{Kind: "noop", Tenant: "a"})
+	require.NoError(t, err)
+	_, err = bundle.svc.Get(asA, forced.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+
+	// A read token's scope reads any task, and controls none.
+	_, err = bundle.svc.Get(task.WithAnyTenant(ctx), created.ID)
+	require.NoError(t, err)
+	_, err = bundle.svc.Cancel(task.WithAnyTenant(ctx), created.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+}
+
+// TestTenantOutsideTheAPI: a job inserted with River's own InsertTx belongs
+// to the tenant in its metadata (handoff_tenant), else to the default one.
+func TestTenantOutsideTheAPI(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+
+	plain, err := bundle.client.Insert(ctx, jobs.NoopArgs{}, nil)
+	require.NoError(t, err)
+	named, err := bundle.client.Insert(ctx, jobs.NoopArgs{}, &river.InsertOpts{Metadata: json.RawMessage(`{"handoff_tenant": "acme"}`)})
+	require.NoError(t, err)
+
+	_, err = bundle.svc.Get(ctx, plain.Job.ID)
+	require.NoError(t, err, "no tenant in metadata: the default tenant's")
+	_, err = bundle.svc.Get(ctx, named.Job.ID)
+	require.ErrorIs(t, err, task.ErrNotFound)
+	_, err = bundle.svc.Get(task.WithTenant(ctx, "acme"), named.Job.ID)
+	require.NoError(t, err)
+}
+
+func TestMaxUnfinished(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+	svc := task.NewService(bundle.pool, bundle.client, jobs.Kinds(jobs.Deps{}), &task.ServiceOpts{MaxUnfinished: 2, Logger: pgtest.Logger(t)})
+	asA, asB := task.WithTenant(ctx, "a"), task.WithTenant(ctx, "b")
+
+	first, _, err := svc.Create(asA, task.CreateRequest{Kind: "noop", IdempotencyKey: "one"})
+	require.NoError(t, err)
+	_, _, err = svc.Create(asA, task.CreateRequest{Kind: "noop"})
+	require.NoError(t, err)
+	_, _, err = svc.Create(asA, task.CreateRequest{Kind: "noop"})
+	var limit *task.LimitError
+	require.ErrorAs(t, err, &limit)
+	require.ErrorIs(t, err, task.ErrTooManyUnfinished)
+	require.Equal(t, 2, limit.Max)
+	require.Positive(t, limit.RetryAfter)
+	tasks, jobRows := countRows(t, bundle.pool)
+	require.Equal(t, 2, tasks, "the refused task wrote nothing")
+	require.Equal(t, 2, jobRows)
+
+	// A repeat is answered at the cap; another tenant is not limited.
+	again, isNew, err := svc.Create(asA, task.CreateRequest{Kind: "noop", IdempotencyKey: "one"})
+	require.NoError(t, err)
+	require.False(t, isNew)
+	require.Equal(t, first.ID, again.ID)
+	_, _, err = svc.Create(asB, task.CreateRequest{Kind: "noop"})
+	require.NoError(t, err)
+
+	// A finished task no longer counts.
+	_, err = svc.Cancel(asA, first.ID)
+	require.NoError(t, err)
+	_, _, err = svc.Create(asA, task.CreateRequest{Kind: "noop"})
+	require.NoError(t, err)
+}
+
+func TestMaxArgsBytes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+	svc := task.NewService(bundle.pool, bundle.client, jobs.Kinds(jobs.Deps{}), &task.ServiceOpts{MaxArgsBytes: 16})
+
+	_, _, err := svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1}`)})
+	require.NoError(t, err)
+	_, _, err = svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "fail_times": 0}`)})
+	var validation *task.ValidationError
+	require.ErrorAs(t, err, &validation)
+	require.Equal(t, "must be at most 16 bytes of JSON", validation.Fields["args"])
+}
