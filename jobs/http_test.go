@@ -435,7 +435,7 @@ func TestHTTPWorker(t *testing.T) {
 		require.Equal(t, int16(1), row.Attempt, "a refused target is not retried")
 		errs := taskErrors(t, row)
 		require.Len(t, errs, 1)
-		require.Contains(t, errs[0].Error, "not sent: refused to connect to 127.0.0.1: a loopback address")
+		require.Regexp(t, `not sent: refused to connect to 127\.0\.0\.1:\d+: a loopback address`, errs[0].Error)
 		require.Empty(t, rc.requests())
 	})
 
@@ -454,7 +454,7 @@ func TestHTTPWorker(t *testing.T) {
 		require.Equal(t, "discarded", row.State)
 		errs := taskErrors(t, row)
 		require.Len(t, errs, 1)
-		require.Contains(t, errs[0].Error, "refused to connect to 127.0.0.1: a loopback address")
+		require.Regexp(t, `refused to connect to 127\.0\.0\.1:\d+: a loopback address`, errs[0].Error)
 		require.Len(t, redirector.requests(), 1)
 		require.Empty(t, target.requests())
 
@@ -652,6 +652,6 @@ func TestHTTPWorkerInTx(t *testing.T) {
 		require.Equal(t, river.EventKindJobCancelled, res.EventKind)
 		require.Equal(t, rivertype.JobStateCancelled, res.Job.State)
 		require.Len(t, res.Job.Errors, 1)
-		require.Equal(t, "JobCancelError: not sent: refused to connect to 127.0.0.1: a loopback address (list it in HTTP_TASK_ALLOW to allow it)", res.Job.Errors[0].Error)
+		require.Equal(t, "JobCancelError: not sent: refused to connect to 127.0.0.1:9: a loopback address (list it in HTTP_TASK_ALLOW to allow it)", res.Job.Errors[0].Error)
 	})
 }
