@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -91,7 +92,14 @@ func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainRe
 		return drainResult{}, cpuTimes{}, fmt.Errorf("parse database URL: %w", err)
 	}
 	db := dbCfg.Database
-	srv, err := b.servers.start(ctx, dbURL, b.opts.tune.env())
+	if b.scratchSQL != "" {
+		if _, err := pool.Exec(ctx, b.scratchSQL); err != nil {
+			return drainResult{}, cpuTimes{}, fmt.Errorf("scratch SQL: %w", err)
+		}
+	}
+	env := b.opts.tune.env()
+	maps.Copy(env, b.scratchEnv)
+	srv, err := b.servers.start(ctx, dbURL, env)
 	if err != nil {
 		return drainResult{}, cpuTimes{}, err
 	}

@@ -192,6 +192,9 @@ type bench struct {
 	// drained remembers drain rates by backlog size, so that the growth
 	// phase reuses the work phase's 100k drain instead of repeating it.
 	drained map[int]drainResult
+	// scratchSQL runs in each server drain database (one-off experiment).
+	scratchSQL string
+	scratchEnv map[string]string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
@@ -253,6 +256,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{"live", b.live},
 		{"design-triggers", b.designTriggers},
 		{"design-completion", b.designCompletion},
+		{"scratch", b.scratch},
 	} {
 		if !opts.phases[p.name] {
 			continue
