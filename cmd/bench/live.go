@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -28,7 +27,7 @@ const liveIdleStreams = 1000
 // latency from a state change's commit to its event at a client, at the
 // latency phase's rate with about 100 streams open.
 func (b *bench) live(ctx context.Context) error {
-	n := b.opts.workN
+	n := b.opts.liveN
 	// Rounds alternate the order (none, idle, idle, none), so that a drift
 	// of the machine's speed weighs on both sides alike.
 	var quiet, idle drainResult
@@ -92,14 +91,7 @@ func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainRe
 		return drainResult{}, cpuTimes{}, fmt.Errorf("parse database URL: %w", err)
 	}
 	db := dbCfg.Database
-	if b.scratchSQL != "" {
-		if _, err := pool.Exec(ctx, b.scratchSQL); err != nil {
-			return drainResult{}, cpuTimes{}, fmt.Errorf("scratch SQL: %w", err)
-		}
-	}
-	env := b.opts.tune.env()
-	maps.Copy(env, b.scratchEnv)
-	srv, err := b.servers.start(ctx, dbURL, env)
+	srv, err := b.servers.start(ctx, dbURL, b.opts.tune.env())
 	if err != nil {
 		return drainResult{}, cpuTimes{}, err
 	}

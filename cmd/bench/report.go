@@ -140,7 +140,7 @@ func parsePhases(only string) (phaseSet, error) {
 		switch {
 		case name == "design":
 			set["design-triggers"], set["design-completion"] = true, true
-		case slices.Contains(phaseNames(), name), name == "design-triggers", name == "design-completion", name == "scratch":
+		case slices.Contains(phaseNames(), name), name == "design-triggers", name == "design-completion":
 			set[name] = true
 		default:
 			return nil, fmt.Errorf("-only: unknown phase %q; phases: %s, design (= design-triggers, design-completion)", name, strings.Join(phaseNames(), ", "))

@@ -118,11 +118,6 @@ func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, tri
 	if err := installTrigger(ctx, pool, trigger); err != nil {
 		return drainResult{}, err
 	}
-	if b.scratchSQL != "" {
-		if _, err := pool.Exec(ctx, b.scratchSQL); err != nil {
-			return drainResult{}, fmt.Errorf("scratch SQL: %w", err)
-		}
-	}
 	t0 := time.Now()
 	if err := loadBacklog(ctx, pool, n); err != nil {
 		return drainResult{}, err
