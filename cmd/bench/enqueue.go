@@ -204,6 +204,9 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		target: "≤ 150 MiB",
 	}, peak <= 150*mib)
 
+	if err := b.sqlEnqueue(ctx, pool); err != nil {
+		return err
+	}
 	if !opts.phases["growth"] {
 		return nil
 	}

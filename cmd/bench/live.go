@@ -27,7 +27,7 @@ const liveIdleStreams = 1000
 // latency from a state change's commit to its event at a client, at the
 // latency phase's rate with about 100 streams open.
 func (b *bench) live(ctx context.Context) error {
-	n := b.opts.workN
+	n := b.opts.liveN
 	// Rounds alternate the order (none, idle, idle, none), so that a drift
 	// of the machine's speed weighs on both sides alike.
 	var quiet, idle drainResult

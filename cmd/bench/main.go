@@ -108,6 +108,7 @@ type options struct {
 	rounds        int
 
 	workN       int
+	liveN       int
 	workRounds  int
 	growthSmall int
 	growthLarge int
@@ -170,12 +171,15 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		opts.enqueueWindow, opts.growthWindow, opts.rounds = 2*time.Second, time.Second, 2
 		opts.workN, opts.workRounds, opts.growthSmall, opts.growthLarge = 20_000, 1, 2_000, 200_000
 		opts.drainLimit, opts.largeLimit = time.Minute, 30*time.Second
+		opts.liveN = 10_000
 		opts.latencyWindow = 6 * time.Second
 		opts.listRows, opts.listRequests = 200_000, 300
 	} else {
 		opts.enqueueWindow, opts.growthWindow, opts.rounds = 5*time.Second, 3*time.Second, 3
 		opts.workN, opts.workRounds, opts.growthSmall, opts.growthLarge = 100_000, 2, 10_000, 1_000_000
-		opts.drainLimit, opts.largeLimit = 2*time.Minute, 2*time.Minute
+		opts.drainLimit, opts.largeLimit = 2*time.Minute, time.Minute
+		// Half the work backlog: the live phase drains four times.
+		opts.liveN = 50_000
 		opts.latencyWindow = 20 * time.Second
 		opts.listRows = 1_000_000
 	}
