@@ -52,37 +52,35 @@ ON CONFLICT (name) DO UPDATE SET updated_at = now();
 -- filters: each then has a plan that walks one index backwards from the
 -- cursor, which a generic plan for "x = $1 OR $1 IS NULL" would not. Every
 -- list is one tenant's, on an index of migration 00016 that leads with
--- tenant. The cursor is a row comparison over the whole index key, and the
--- ORDER BY names it: then even a generic plan (pgx prepares statements)
--- walks that index, where "tenant = $1 AND id < $2" alone lets it walk the
--- primary key and filter, which reads the whole table for a small tenant
--- whose tasks are old (EXPLAIN in docs/security.md).
+-- tenant. They must be planned with their values (task.Service runs them
+-- with pgx's QueryExecModeExec, an unnamed statement): a generic plan walks
+-- the primary key and filters, which reads the whole table for a small
+-- tenant whose tasks are old, and a row-comparison cursor, which keeps the
+-- generic plan on the tenant index, does not position a backward scan in
+-- Postgres 15, so a deep page read 10-90 ms (EXPLAIN in docs/security.md).
 
 -- name: TaskListPage :many
 SELECT * FROM tasks
-WHERE tenant = @tenant AND (tenant, id) < (@tenant, @after_id::bigint)
-ORDER BY tenant DESC, id DESC
+WHERE tenant = @tenant AND id < @after_id
+ORDER BY id DESC
 LIMIT @max;
 
 -- name: TaskListPageByState :many
 SELECT * FROM tasks
-WHERE tenant = @tenant AND state = @state
-  AND (tenant, state, id) < (@tenant, @state, @after_id::bigint)
-ORDER BY tenant DESC, state DESC, id DESC
+WHERE tenant = @tenant AND state = @state AND id < @after_id
+ORDER BY id DESC
 LIMIT @max;
 
 -- name: TaskListPageByKind :many
 SELECT * FROM tasks
-WHERE tenant = @tenant AND kind = @kind
-  AND (tenant, kind, id) < (@tenant, @kind, @after_id::bigint)
-ORDER BY tenant DESC, kind DESC, id DESC
+WHERE tenant = @tenant AND kind = @kind AND id < @after_id
+ORDER BY id DESC
 LIMIT @max;
 
 -- name: TaskListPageByKindState :many
 SELECT * FROM tasks
-WHERE tenant = @tenant AND kind = @kind AND state = @state
-  AND (tenant, kind, state, id) < (@tenant, @kind, @state, @after_id::bigint)
-ORDER BY tenant DESC, kind DESC, state DESC, id DESC
+WHERE tenant = @tenant AND kind = @kind AND state = @state AND id < @after_id
+ORDER BY id DESC
 LIMIT @max;
 
 -- name: TaskProgressUpdate :execrows

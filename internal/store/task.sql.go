@@ -229,8 +229,8 @@ func (q *Queries) TaskGetByIdempotencyKeyForRequest(ctx context.Context, db DBTX
 const taskListPage = `-- name: TaskListPage :many
 
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE tenant = $1 AND (tenant, id) < ($1, $2::bigint)
-ORDER BY tenant DESC, id DESC
+WHERE tenant = $1 AND id < $2
+ORDER BY id DESC
 LIMIT $3
 `
 
@@ -244,11 +244,12 @@ type TaskListPageParams struct {
 // filters: each then has a plan that walks one index backwards from the
 // cursor, which a generic plan for "x = $1 OR $1 IS NULL" would not. Every
 // list is one tenant's, on an index of migration 00016 that leads with
-// tenant. The cursor is a row comparison over the whole index key, and the
-// ORDER BY names it: then even a generic plan (pgx prepares statements)
-// walks that index, where "tenant = $1 AND id < $2" alone lets it walk the
-// primary key and filter, which reads the whole table for a small tenant
-// whose tasks are old (EXPLAIN in docs/security.md).
+// tenant. They must be planned with their values (task.Service runs them
+// with pgx's QueryExecModeExec, an unnamed statement): a generic plan walks
+// the primary key and filters, which reads the whole table for a small
+// tenant whose tasks are old, and a row-comparison cursor, which keeps the
+// generic plan on the tenant index, does not position a backward scan in
+// Postgres 15, so a deep page read 10-90 ms (EXPLAIN in docs/security.md).
 func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPageParams) ([]*Task, error) {
 	rows, err := db.Query(ctx, taskListPage, arg.Tenant, arg.AfterID, arg.Max)
 	if err != nil {
@@ -292,9 +293,8 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 
 const taskListPageByKind = `-- name: TaskListPageByKind :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE tenant = $1 AND kind = $2
-  AND (tenant, kind, id) < ($1, $2, $3::bigint)
-ORDER BY tenant DESC, kind DESC, id DESC
+WHERE tenant = $1 AND kind = $2 AND id < $3
+ORDER BY id DESC
 LIMIT $4
 `
 
@@ -353,9 +353,8 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 
 const taskListPageByKindState = `-- name: TaskListPageByKindState :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE tenant = $1 AND kind = $2 AND state = $3
-  AND (tenant, kind, state, id) < ($1, $2, $3, $4::bigint)
-ORDER BY tenant DESC, kind DESC, state DESC, id DESC
+WHERE tenant = $1 AND kind = $2 AND state = $3 AND id < $4
+ORDER BY id DESC
 LIMIT $5
 `
 
@@ -416,9 +415,8 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 
 const taskListPageByState = `-- name: TaskListPageByState :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE tenant = $1 AND state = $2
-  AND (tenant, state, id) < ($1, $2, $3::bigint)
-ORDER BY tenant DESC, state DESC, id DESC
+WHERE tenant = $1 AND state = $2 AND id < $3
+ORDER BY id DESC
 LIMIT $4
 `
 

@@ -345,13 +345,13 @@ func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, 
 	)
 	switch {
 	case params.State != "" && params.Kind != "":
-		rows, err = s.queries.TaskListPageByKindState(ctx, s.pool, store.TaskListPageByKindStateParams{Tenant: tenant, Kind: params.Kind, State: params.State, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPageByKindState(ctx, customPlan{s.pool}, store.TaskListPageByKindStateParams{Tenant: tenant, Kind: params.Kind, State: params.State, AfterID: after, Max: maxRows})
 	case params.State != "":
-		rows, err = s.queries.TaskListPageByState(ctx, s.pool, store.TaskListPageByStateParams{Tenant: tenant, State: params.State, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPageByState(ctx, customPlan{s.pool}, store.TaskListPageByStateParams{Tenant: tenant, State: params.State, AfterID: after, Max: maxRows})
 	case params.Kind != "":
-		rows, err = s.queries.TaskListPageByKind(ctx, s.pool, store.TaskListPageByKindParams{Tenant: tenant, Kind: params.Kind, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPageByKind(ctx, customPlan{s.pool}, store.TaskListPageByKindParams{Tenant: tenant, Kind: params.Kind, AfterID: after, Max: maxRows})
 	default:
-		rows, err = s.queries.TaskListPage(ctx, s.pool, store.TaskListPageParams{Tenant: tenant, AfterID: after, Max: maxRows})
+		rows, err = s.queries.TaskListPage(ctx, customPlan{s.pool}, store.TaskListPageParams{Tenant: tenant, AfterID: after, Max: maxRows})
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
@@ -446,4 +446,16 @@ func (s *Service) control(ctx context.Context, id int64, change func(context.Con
 		return nil, err
 	}
 	return t, nil
+}
+
+// customPlan runs queries as unnamed statements (pgx's QueryExecModeExec),
+// which Postgres plans with their values every time. The list queries need
+// that: a cached generic plan cannot tell a small tenant from a large one
+// and walks the primary key (internal/store/task.sql).
+type customPlan struct {
+	store.DBTX
+}
+
+func (c customPlan) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.DBTX.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...) //nolint:wrapcheck // a pass-through
 }
