@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestServeHTTPTaskProgress(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, report(t, progressURL[:len(progressURL)-2]+"AA", `{"done": 2}`))
 	other, _, err := postTask(t.Context(), base, `{"kind": "noop"}`)
 	require.NoError(t, err)
-	require.Equal(t, http.StatusUnauthorized, report(t, strings.Replace(progressURL, "/tasks/"+itoa(created.ID)+"/", "/tasks/"+itoa(other.ID)+"/", 1), `{"done": 2}`))
+	require.Equal(t, http.StatusUnauthorized, report(t, strings.Replace(progressURL, "/tasks/"+strconv.FormatInt(created.ID, 10)+"/", "/tasks/"+strconv.FormatInt(other.ID, 10)+"/", 1), `{"done": 2}`))
 	// Strict and bounded like every body; at most twice a second.
 	require.Equal(t, http.StatusUnprocessableEntity, report(t, progressURL, `{"done": 5, "total": 4}`))
 	require.Equal(t, http.StatusUnprocessableEntity, report(t, progressURL, `{"Done": 2}`))
@@ -109,9 +110,4 @@ func report(t *testing.T, url, body string) int {
 		t.Logf("progress report %s: %d %s", body, resp.StatusCode, p.Detail)
 	}
 	return resp.StatusCode
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

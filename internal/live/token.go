@@ -50,63 +50,61 @@ func NewTokenSigner(secret []byte, ttl time.Duration, nowFunc func() time.Time) 
 
 // Sign returns a read token for taskID that expires after the signer's TTL.
 func (s *TokenSigner) Sign(taskID int64) string {
-	expiry := s.nowFunc().Add(s.ttl).Unix()
-	buf := make([]byte, 8, 8+tokenMACBytes)
-	binary.BigEndian.PutUint64(buf, uint64(expiry)) //nolint:gosec // a Unix time after 1970
-	buf = append(buf, s.mac(taskID, expiry)...)
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return s.sign(readScope(taskID), s.ttl)
 }
 
 // Verify returns nil when token was signed for taskID and has not expired,
 // else ErrTokenInvalid.
 func (s *TokenSigner) Verify(taskID int64, token string) error {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) != 8+tokenMACBytes {
-		return ErrTokenInvalid
-	}
-	expiry := int64(binary.BigEndian.Uint64(raw[:8])) //nolint:gosec // compared, never used as a size
-	if !hmac.Equal(raw[8:], s.mac(taskID, expiry)) {
-		return ErrTokenInvalid
-	}
-	if s.nowFunc().Unix() >= expiry {
-		return ErrTokenInvalid
-	}
-	return nil
-}
-
-func (s *TokenSigner) mac(taskID, expiry int64) []byte {
-	h := hmac.New(sha256.New, s.secret)
-	h.Write([]byte("handoff-read:" + strconv.FormatInt(taskID, 10) + ":" + strconv.FormatInt(expiry, 10)))
-	return h.Sum(nil)[:tokenMACBytes]
+	return s.verify(readScope(taskID), token)
 }
 
 // SignProgress returns a token that lets the receiver of an http task report
 // the progress of attempt of taskID, for validFor: a write token, scoped
 // apart from read tokens ("handoff-progress:"), so neither opens the other.
 func (s *TokenSigner) SignProgress(taskID int64, attempt int, validFor time.Duration) string {
-	expiry := s.nowFunc().Add(validFor).Unix()
-	buf := make([]byte, 8, 8+tokenMACBytes)
-	binary.BigEndian.PutUint64(buf, uint64(expiry)) //nolint:gosec // a Unix time after 1970
-	buf = append(buf, s.progressMAC(taskID, attempt, expiry)...)
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return s.sign(progressScope(taskID, attempt), validFor)
 }
 
 // VerifyProgress returns nil when token was made by SignProgress for this
 // task and attempt and has not expired, else ErrTokenInvalid.
 func (s *TokenSigner) VerifyProgress(taskID int64, attempt int, token string) error {
+	return s.verify(progressScope(taskID, attempt), token)
+}
+
+func readScope(taskID int64) string {
+	return "handoff-read:" + strconv.FormatInt(taskID, 10)
+}
+
+func progressScope(taskID int64, attempt int) string {
+	return "handoff-progress:" + strconv.FormatInt(taskID, 10) + ":" + strconv.Itoa(attempt)
+}
+
+// sign makes a token for scope that expires after validFor:
+// base64url(expiry as 8 bytes of Unix seconds ‖ mac(scope, expiry)).
+func (s *TokenSigner) sign(scope string, validFor time.Duration) string {
+	expiry := s.nowFunc().Add(validFor).Unix()
+	buf := make([]byte, 8, 8+tokenMACBytes)
+	binary.BigEndian.PutUint64(buf, uint64(expiry)) //nolint:gosec // a Unix time after 1970
+	buf = append(buf, s.mac(scope, expiry)...)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+// verify checks a token made by sign for scope.
+func (s *TokenSigner) verify(scope, token string) error {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(raw) != 8+tokenMACBytes {
 		return ErrTokenInvalid
 	}
 	expiry := int64(binary.BigEndian.Uint64(raw[:8])) //nolint:gosec // compared, never used as a size
-	if !hmac.Equal(raw[8:], s.progressMAC(taskID, attempt, expiry)) || s.nowFunc().Unix() >= expiry {
+	if !hmac.Equal(raw[8:], s.mac(scope, expiry)) || s.nowFunc().Unix() >= expiry {
 		return ErrTokenInvalid
 	}
 	return nil
 }
 
-func (s *TokenSigner) progressMAC(taskID int64, attempt int, expiry int64) []byte {
+func (s *TokenSigner) mac(scope string, expiry int64) []byte {
 	h := hmac.New(sha256.New, s.secret)
-	h.Write([]byte("handoff-progress:" + strconv.FormatInt(taskID, 10) + ":" + strconv.Itoa(attempt) + ":" + strconv.FormatInt(expiry, 10)))
+	h.Write([]byte(scope + ":" + strconv.FormatInt(expiry, 10)))
 	return h.Sum(nil)[:tokenMACBytes]
 }
