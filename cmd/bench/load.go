@@ -178,7 +178,7 @@ type directEnqueuer struct {
 // taskInsertSQL is the tasks insert that the API ran itself before the
 // trigger of migration 00010 took it over.
 const taskInsertSQL = `
-INSERT INTO tasks (id, kind, queue, priority, args, state, attempt, max_attempts, created_at, scheduled_at)
+INSERT INTO task_records (id, kind, queue, priority, args, state, attempt, max_attempts, created_at, scheduled_at)
 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)`
 
 func (d *directEnqueuer) enqueue(ctx context.Context) error {
