@@ -197,4 +197,3 @@ FROM generate_series($1::bigint, $2::bigint) AS i,
 	}
 	return settle(ctx, pool)
 }
-
