@@ -35,6 +35,9 @@ type drainResult struct {
 	elapsed   time.Duration
 	// partial is set when the time limit ended the drain early.
 	partial bool
+	// cpu is the CPU the drain used (see sampleCPU), read when the drain
+	// was seen done: a robust figure on a busy machine, where rates drift.
+	cpu cpuTimes
 }
 
 func (d drainResult) rate() float64 {
@@ -50,6 +53,15 @@ func (d *drainResult) add(o drainResult) {
 	d.completed += o.completed
 	d.elapsed += o.elapsed
 	d.partial = d.partial || o.partial
+	d.cpu = cpuTimes{postgres: d.cpu.postgres + o.cpu.postgres, server: d.cpu.server + o.cpu.server, bench: d.cpu.bench + o.cpu.bench}
+}
+
+// cpuPerTask is the CPU per completed task, all processes together.
+func (d drainResult) cpuPerTask() time.Duration {
+	if d.completed == 0 {
+		return 0
+	}
+	return (d.cpu.postgres + d.cpu.server + d.cpu.bench) / time.Duration(d.completed)
 }
 
 func (d drainResult) String() string {
@@ -127,6 +139,15 @@ func (b *bench) work(ctx context.Context) error {
 		rw.note = fmt.Sprintf("work: a drain hit its %s limit; rates are over what completed", b.opts.drainLimit)
 	}
 	b.report.check(rw, v >= 0.80)
+	// The same comparison by CPU, which a busy machine disturbs less than
+	// wall-clock rates: River's CPU per task over the server's.
+	rc, _ := ratio(float64(alone.cpuPerTask()), float64(handoff.cpuPerTask()))
+	b.report.info(row{
+		figure:   "drain CPU per task (Postgres + process), River / server",
+		value:    fmt.Sprintf("%.1f µs (%s)", float64(handoff.cpuPerTask())/1e3, handoff.cpu.perTask(handoff.completed)),
+		baseline: fmt.Sprintf("%.1f µs River", float64(alone.cpuPerTask())/1e3),
+		ratio:    rc,
+	})
 	return nil
 }
 
@@ -155,18 +176,33 @@ func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, env
 		return drainResult{}, err
 	}
 	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
-	// Stopping with SIGTERM lets running tasks finish and River flush its
-	// completer, so the counts are final.
-	res, err := drain(ctx, pool, n, limit, func() error { return b.servers.stop(srv) })
+	dbName := pool.Config().ConnConfig.Database
+	pid := srv.cmd.Process.Pid
+	before, err := sampleCPU(dbName, pid)
 	if err != nil {
 		return drainResult{}, err
 	}
+	var used cpuTimes
+	// Stopping with SIGTERM lets running tasks finish and River flush its
+	// completer, so the counts are final.
+	res, err := drain(ctx, pool, n, limit, func() error {
+		after, err := sampleCPU(dbName, pid)
+		if err != nil {
+			return err
+		}
+		used = after.sub(before)
+		return b.servers.stop(srv)
+	})
+	if err != nil {
+		return drainResult{}, err
+	}
+	res.cpu = used
 	once, err := verifyOnce(ctx, pool, n, res.partial)
 	if err != nil {
 		return drainResult{}, err
 	}
 	b.logger.Info("server drain", slog.Int("backlog", n), slog.Int("completed_once", once),
-		slog.Float64("per_s", res.rate()), slog.Bool("partial", res.partial))
+		slog.Float64("per_s", res.rate()), slog.String("cpu", res.cpu.perTask(res.completed)), slog.Bool("partial", res.partial))
 	if env == nil {
 		b.drained[n] = res
 	}
@@ -218,6 +254,10 @@ func (b *bench) drainRiver(ctx context.Context, n int, limit time.Duration, tune
 	if err != nil {
 		return drainResult{}, err
 	}
+	before, err := sampleCPU(pool.Config().ConnConfig.Database, 0)
+	if err != nil {
+		return drainResult{}, err
+	}
 	if err := client.Start(ctx); err != nil {
 		return drainResult{}, fmt.Errorf("start River client: %w", err)
 	}
@@ -227,14 +267,22 @@ func (b *bench) drainRiver(ctx context.Context, n int, limit time.Duration, tune
 			err = errors.Join(err, stopRiver(client))
 		}
 	}()
+	var used cpuTimes
 	res, err := drain(ctx, pool, n, limit, func() error {
+		after, err := sampleCPU(pool.Config().ConnConfig.Database, 0)
+		if err != nil {
+			return err
+		}
+		used = after.sub(before)
 		stopped = true
 		return stopRiver(client)
 	})
 	if err != nil {
 		return drainResult{}, err
 	}
-	b.logger.Info("River drain", slog.Int("backlog", n), slog.Int("workers", tune.workers), slog.Float64("per_s", res.rate()), slog.Bool("partial", res.partial))
+	res.cpu = used
+	b.logger.Info("River drain", slog.Int("backlog", n), slog.Int("workers", tune.workers), slog.Float64("per_s", res.rate()),
+		slog.String("cpu", res.cpu.perTask(res.completed)), slog.Bool("partial", res.partial))
 	return res, nil
 }
 
