@@ -162,9 +162,9 @@ func Options() []Option {
 			value: func(c *Config) string { return c.StatementTimeout.String() },
 		},
 		{
-			Name: "FETCH_COOLDOWN", Default: "`10ms`", Meaning: "River's minimum time between fetches (throughput ≈ workers per cooldown)",
+			Name: "FETCH_COOLDOWN", Default: "`1ms`", Meaning: "River's minimum time between fetches, and between its insert wake-ups (pickup waits up to one cooldown; [measured](docs/performance.md))",
 			parse: func(p *parser, c *Config) {
-				c.FetchCooldown = p.duration("FETCH_COOLDOWN", 10*time.Millisecond, time.Millisecond)
+				c.FetchCooldown = p.duration("FETCH_COOLDOWN", time.Millisecond, time.Millisecond)
 			},
 			value: func(c *Config) string { return c.FetchCooldown.String() },
 		},

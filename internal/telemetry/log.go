@@ -36,7 +36,10 @@ func Outcome(job *rivertype.JobRow, err error) string {
 
 // LogAttempts returns River middleware that logs one line per task attempt:
 // task id, kind, queue, attempt, outcome, duration, the error if any, and
-// the trace id when the attempt is traced. Completions are logged at info,
+// the trace id when the attempt is traced. Completions and snoozes are
+// logged at debug (a drain of 15,000 tasks a second would otherwise write
+// as many lines, which cost a fifth of its CPU: docs/performance.md; the
+// task's row keeps its history, and /metrics counts them), cancels at info,
 // failures at warn, discards at error. Install it after the tracing
 // middleware, so that the attempt's span is in its context.
 func LogAttempts(logger *slog.Logger) rivertype.Middleware {
@@ -63,8 +66,10 @@ func (l *attemptLogger) Work(ctx context.Context, job *rivertype.JobRow, doInner
 
 func (l *attemptLogger) log(ctx context.Context, job *rivertype.JobRow, start time.Time, err error) {
 	outcome := Outcome(job, err)
-	level := slog.LevelInfo
+	level := slog.LevelDebug
 	switch outcome {
+	case "cancelled":
+		level = slog.LevelInfo
 	case "failed":
 		level = slog.LevelWarn
 	case "discarded":
