@@ -62,7 +62,8 @@ LEFT JOIN river_job j ON j.id = r.id AND r.state = 'available' AND j.state = 'ru
 
 COMMENT ON VIEW tasks IS 'One row per accepted task, with its live state: the durable record (task_records) overlaid with its River job while the job runs. Read tasks; Handoff writes task_records.';
 
--- As in 00013, on task_records, without the fetch unless the task is watched.
+-- As in 00013, on task_records, without the fetch unless the task is watched;
+-- and it tells the watchers of the tasks it changed itself (below).
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION handoff_task_sync() RETURNS trigger
 LANGUAGE plpgsql
@@ -70,37 +71,98 @@ SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    ids bigint[];
 BEGIN
-    UPDATE task_records t SET
-        state        = n.state::text,
-        attempt      = n.attempt,
-        max_attempts = n.max_attempts,
-        errors       = coalesce(to_jsonb(n.errors), '[]'::jsonb),
-        result       = CASE WHEN n.state = 'completed'
-                            THEN n.metadata -> 'output' END,
-        -- A task waiting for its next attempt has no progress yet.
-        progress     = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
-                            THEN NULL ELSE t.progress END,
-        -- Nor a cancel request: that was for an attempt that has ended.
-        cancel_requested_at = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
-                                   THEN NULL ELSE t.cancel_requested_at END,
-        scheduled_at = n.scheduled_at,
-        started_at   = n.attempted_at,
-        finished_at  = n.finalized_at
-    FROM handoff_new n
-    WHERE t.id = n.id
-      -- The fetch is read from river_job by the tasks view; it is copied
-      -- only for a watched task, whose watcher is told by this update.
-      AND (n.state <> 'running' OR n.id IN (SELECT w.task_id FROM task_watch w))
-      AND (t.state IS DISTINCT FROM n.state::text
-           OR t.attempt IS DISTINCT FROM n.attempt
-           OR t.scheduled_at IS DISTINCT FROM n.scheduled_at
-           OR t.result IS DISTINCT FROM CASE WHEN n.state = 'completed'
-                                             THEN n.metadata -> 'output' END);
+    WITH changed AS (
+        UPDATE task_records t SET
+            state        = n.state::text,
+            attempt      = n.attempt,
+            max_attempts = n.max_attempts,
+            errors       = coalesce(to_jsonb(n.errors), '[]'::jsonb),
+            result       = CASE WHEN n.state = 'completed'
+                                THEN n.metadata -> 'output' END,
+            -- A task waiting for its next attempt has no progress yet.
+            progress     = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
+                                THEN NULL ELSE t.progress END,
+            -- Nor a cancel request: that was for an attempt that has ended.
+            cancel_requested_at = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
+                                       THEN NULL ELSE t.cancel_requested_at END,
+            scheduled_at = n.scheduled_at,
+            started_at   = n.attempted_at,
+            finished_at  = n.finalized_at
+        FROM handoff_new n
+        WHERE t.id = n.id
+          -- The fetch is read from river_job by the tasks view; it is copied
+          -- only for a watched task, whose watcher is told below.
+          AND (n.state <> 'running' OR n.id IN (SELECT w.task_id FROM task_watch w))
+          AND (t.state IS DISTINCT FROM n.state::text
+               OR t.attempt IS DISTINCT FROM n.attempt
+               OR t.scheduled_at IS DISTINCT FROM n.scheduled_at
+               OR t.result IS DISTINCT FROM CASE WHEN n.state = 'completed'
+                                                 THEN n.metadata -> 'output' END)
+        RETURNING t.id)
+    SELECT array_agg(c.id) INTO ids
+    FROM changed c
+    WHERE c.id IN (SELECT w.task_id FROM task_watch w);
+    PERFORM handoff_notify_watchers(ids);
     RETURN NULL;
 END;
 $$;
 -- +goose StatementEnd
+
+-- Watchers were told by a statement trigger on tasks (00014), which made
+-- Postgres keep a transition table of every row of every update of tasks,
+-- the finish of every job included, to find the few watched ones: ~4 µs of
+-- Postgres CPU per task of a drain (docs/performance.md). The sync trigger
+-- and the deleted-job trigger now tell the watchers of the rows they change,
+-- and a row trigger, which keeps no transition table and whose WHEN clause
+-- passes over the sync's rows, covers Handoff's own writes of progress and
+-- cancel requests.
+DROP TRIGGER tasks_notify_watchers ON task_records;
+DROP FUNCTION handoff_task_notify();
+
+-- +goose StatementBegin
+CREATE FUNCTION handoff_notify_watchers(ids bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- 400 ids of at most 19 digits and a comma stay under the 8000-byte
+    -- payload limit.
+    FOR i IN 1 .. cardinality(ids) BY 400 LOOP
+        PERFORM pg_notify('handoff_task', array_to_string(ids[i:i + 399], ','));
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION handoff_task_notify_row() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM task_watch w WHERE w.task_id = NEW.id) THEN
+        PERFORM pg_notify('handoff_task', NEW.id::text);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- The sync also writes progress and cancel_requested_at, but clears them
+-- only when a job goes back to waiting (and then tells the watchers
+-- itself: a duplicate NOTIFY in one transaction is sent once).
+CREATE TRIGGER task_records_notify_watchers
+    AFTER UPDATE OF progress, cancel_requested_at ON task_records
+    FOR EACH ROW
+    WHEN (OLD.progress IS DISTINCT FROM NEW.progress
+          OR OLD.cancel_requested_at IS DISTINCT FROM NEW.cancel_requested_at)
+    EXECUTE FUNCTION handoff_task_notify_row();
 
 -- As in 00012, into task_records.
 -- +goose StatementBegin
@@ -139,6 +201,9 @@ BEGIN
                           'attempt', OLD.attempt, 'at', now(),
                           'error', 'job deleted before it finished'))
     WHERE id = OLD.id;
+    IF FOUND AND EXISTS (SELECT 1 FROM task_watch w WHERE w.task_id = OLD.id) THEN
+        PERFORM pg_notify('handoff_task', OLD.id::text);
+    END IF;
     RETURN NULL;
 END;
 $$;
@@ -146,6 +211,44 @@ $$;
 
 -- +goose Down
 CREATE INDEX tasks_tenant_kind_state_id_idx ON task_records (tenant, kind, state, id);
+
+DROP TRIGGER task_records_notify_watchers ON task_records;
+DROP FUNCTION handoff_task_notify_row();
+
+-- As 00014 made it.
+-- +goose StatementBegin
+CREATE FUNCTION handoff_task_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    -- The common case, nobody watching anything, costs one probe.
+    IF NOT EXISTS (SELECT 1 FROM task_watch) THEN
+        RETURN NULL;
+    END IF;
+    SELECT array_agg(DISTINCT c.id) INTO ids
+    FROM handoff_changed c
+    WHERE EXISTS (SELECT 1 FROM task_watch t WHERE t.task_id = c.id);
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOR i IN 1 .. cardinality(ids) BY 400 LOOP
+        PERFORM pg_notify('handoff_task', array_to_string(ids[i:i + 399], ','));
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER tasks_notify_watchers
+    AFTER UPDATE ON task_records
+    REFERENCING NEW TABLE AS handoff_changed
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION handoff_task_notify();
 
 -- Copy the running state of the jobs that run now into their records, as
 -- the old trigger would have, before the table takes its name back.
@@ -229,3 +332,5 @@ BEGIN
 END;
 $$;
 -- +goose StatementEnd
+
+DROP FUNCTION handoff_notify_watchers(bigint[]);
