@@ -96,6 +96,12 @@ type grouper struct {
 	mu      sync.Mutex
 	queue   []*member
 	flights int
+	// keys are the idempotency keys of the rows in flight, by tenant and
+	// key, with the flight that carries each.
+	keys map[[2]string]*flight
+
+	// waiting counts the calls between their arrival and their answer.
+	waiting atomic.Int64
 
 	// For tests: multi-row statements sent (group commit's and
 	// CreateMany's), the requests that went in them, and group-commit
@@ -116,6 +122,13 @@ func newGrouper(client JobClient, maxRows int) *grouper {
 		maxRows = DefaultBatchMax
 	}
 	return &grouper{maxRows: min(maxRows, BulkMax)}
+}
+
+// flight is one statement in flight, and the calls that wait for it to
+// end because they repeat one of its rows' idempotency keys.
+type flight struct {
+	batch     []*member
+	followers []*member
 }
 
 // member is one Create call waiting for its row's statement.
@@ -145,18 +158,24 @@ func (s *Service) insertGrouped(ctx context.Context, p *Prepared) (*rivertype.Jo
 	if g.maxRows == 1 {
 		return s.insert(ctx, p)
 	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	m := &member{ctx: ctx, p: p, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, m)
-	var batch []*member
+	var f *flight
 	if g.flights < batchFlights {
 		g.flights++
-		batch = g.takeLocked()
+		f = g.takeLocked()
+		if f == nil {
+			g.flights--
+		}
 	}
 	g.mu.Unlock()
-	if batch != nil {
-		// This caller leads the flight; its own row is in it.
-		g.fly(s, batch)
+	if f != nil {
+		// This caller leads the flight; its own row is in it, or follows
+		// it.
+		g.fly(s, f)
 	}
 	select {
 	case <-m.done:
@@ -173,17 +192,35 @@ func (s *Service) insertGrouped(ctx context.Context, p *Prepared) (*rivertype.Jo
 	return m.out.job, m.out.found, m.out.err
 }
 
-// fly runs batch as its slot's statement, then the slot's next statement
-// with whatever queued meanwhile, on a goroutine of its own so that the
-// caller that led this one is answered now.
-func (g *grouper) fly(s *Service, batch []*member) {
-	g.flush(s, batch)
+// fly runs f as its slot's statement, then the slot's next statement with
+// whatever queued meanwhile, on a goroutine of its own so that the caller
+// that led this one is answered now.
+func (g *grouper) fly(s *Service, f *flight) {
+	if len(f.batch) > 0 {
+		g.flush(s, f.batch)
+	}
 	g.mu.Lock()
+	for _, m := range f.batch {
+		if m.p.IdempotencyKey != nil {
+			delete(g.keys, [2]string{m.p.Tenant, *m.p.IdempotencyKey})
+		}
+	}
+	followers := f.followers
+	f.followers = nil
 	next := g.takeLocked()
 	if next == nil {
 		g.flights--
 	}
 	g.mu.Unlock()
+	// The key's row is committed, or was refused: either way a repeat is
+	// answered by the single-row path now (the key found taken, or free).
+	for _, m := range followers {
+		m.out.alone = true
+		close(m.done)
+	}
+	for _, m := range f.batch {
+		close(m.done)
+	}
 	if next != nil {
 		go g.fly(s, next)
 	}
@@ -191,43 +228,44 @@ func (g *grouper) fly(s *Service, batch []*member) {
 
 // takeLocked takes the queue's next statement: members in arrival order, up
 // to maxRows and batchMaxBytes of args. A member whose idempotency key is
-// already in the statement waits for the next one, where it finds the key
-// taken and is answered as a repeat (two rows with one key would make
-// Postgres refuse the whole statement).
-func (g *grouper) takeLocked() []*member {
+// in flight (in this statement or another) follows that statement instead:
+// once it ends, the member is answered through the single-row path, where
+// it finds the key taken (two rows with one key would make Postgres refuse
+// a whole statement). nil: the queue is empty.
+func (g *grouper) takeLocked() *flight {
 	if len(g.queue) == 0 {
 		return nil
 	}
-	var (
-		batch []*member
-		keys  map[[2]string]bool
-		size  int
-	)
+	f := &flight{}
+	size := 0
 	rest := g.queue[:0]
 	for _, m := range g.queue {
-		full := len(batch) >= g.maxRows || (len(batch) > 0 && size+len(m.p.EncodedArgs) > batchMaxBytes)
-		if !full && m.p.IdempotencyKey != nil {
-			k := [2]string{m.p.Tenant, *m.p.IdempotencyKey}
-			if keys[k] {
-				full = true
-			} else {
-				if keys == nil {
-					keys = map[[2]string]bool{}
-				}
-				keys[k] = true
+		var k [2]string
+		if m.p.IdempotencyKey != nil {
+			k = [2]string{m.p.Tenant, *m.p.IdempotencyKey}
+			if holder := g.keys[k]; holder != nil {
+				m.taken = true
+				holder.followers = append(holder.followers, m)
+				continue
 			}
 		}
-		if full {
+		if len(f.batch) >= g.maxRows || (len(f.batch) > 0 && size+len(m.p.EncodedArgs) > batchMaxBytes) {
 			rest = append(rest, m)
 			continue
 		}
+		if m.p.IdempotencyKey != nil {
+			if g.keys == nil {
+				g.keys = map[[2]string]*flight{}
+			}
+			g.keys[k] = f
+		}
 		m.taken = true
-		batch = append(batch, m)
+		f.batch = append(f.batch, m)
 		size += len(m.p.EncodedArgs)
 	}
 	clear(g.queue[len(rest):])
 	g.queue = rest
-	return batch
+	return f
 }
 
 // leave takes m out of the queue if no statement took it yet.
@@ -243,13 +281,8 @@ func (g *grouper) leave(m *member) bool {
 	return true
 }
 
-// flush sends one statement for batch and answers every member.
+// flush sends one statement for batch and sets every member's outcome.
 func (g *grouper) flush(s *Service, batch []*member) {
-	defer func() {
-		for _, m := range batch {
-			close(m.done)
-		}
-	}()
 	if len(batch) == 1 {
 		// The single-row path, as with group commit off.
 		m := batch[0]

@@ -6,3 +6,7 @@ package task
 func GroupStats(s *Service) (statements, grouped, alone int64) {
 	return s.group.statements.Load(), s.group.grouped.Load(), s.group.alone.Load()
 }
+
+// GroupWaiting is the number of Create calls in group commit that have not
+// been answered: queued, or in a statement in flight.
+func GroupWaiting(s *Service) int64 { return s.group.waiting.Load() }
