@@ -393,9 +393,9 @@ func TestCreateMany(t *testing.T) {
 
 		reqs := []task.CreateRequest{
 			{Kind: "noop"}, {Kind: "noop"}, {Kind: "noop"}, // room for three more
-			{Kind: "noop"},                         // over the cap
-			{Kind: "noop", IdempotencyKey: "old"},  // a repeat: answered even over the cap
-			{Kind: "noop", IdempotencyKey: "new"},  // over the cap
+			{Kind: "noop"},                        // over the cap
+			{Kind: "noop", IdempotencyKey: "old"}, // a repeat: answered even over the cap
+			{Kind: "noop", IdempotencyKey: "new"}, // over the cap
 		}
 		results := svc.CreateMany(ctx, reqs)
 		for i := range 3 {
