@@ -3,7 +3,6 @@ package task_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -444,7 +443,7 @@ func TestCreateMany(t *testing.T) {
 		defer cancel()
 		results := bundle.svc.CreateMany(reqCtx, []task.CreateRequest{{Kind: "noop"}, {Kind: "noop"}})
 		for _, res := range results {
-			require.True(t, errors.Is(res.Err, context.DeadlineExceeded), "%v", res.Err)
+			require.ErrorIs(t, res.Err, context.DeadlineExceeded)
 		}
 		release()
 		require.Eventually(t, func() bool { return blockedInserts(t, bundle.pool) == 0 }, 5*time.Second, 20*time.Millisecond)
