@@ -1,22 +1,22 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/task"
 )
 
 // batchBody is the body of POST /v1/tasks/batch: the tasks, each the body
-// POST /v1/tasks takes. Items are decoded one by one, so that each item's
-// problems are its own.
+// POST /v1/tasks takes. It is decoded in one pass; each item's field errors
+// ("tasks[3].args.seconds") become that item's problem.
 type batchBody struct {
-	Tasks []json.RawMessage `json:"tasks"`
+	Tasks []task.CreateRequest `json:"tasks"`
 }
 
 // batchResult is one item's answer: its status as POST /v1/tasks would have
@@ -51,15 +51,17 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 		}
 		body, err := decode[batchBody](r)
 		fields := jsonstrict.FieldsError{}
-		switch {
-		case err != nil && !errors.As(err, &fields):
+		if err != nil && !errors.As(err, &fields) {
 			writeProblem(w, r, logger, err)
 			return
-		case fields[""] != "":
-			writeProblem(w, r, logger, badRequest("the body "+fields[""]+`: send a JSON object {"tasks": [...]}`))
+		}
+		envelope, items := splitBatchFields(fields)
+		switch {
+		case envelope[""] != "":
+			writeProblem(w, r, logger, badRequest("the body "+envelope[""]+`: send a JSON object {"tasks": [...]}`))
 			return
-		case len(fields) > 0:
-			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the batch is invalid: " + fields.Error(), fields: fields})
+		case len(envelope) > 0:
+			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the batch is invalid: " + envelope.Error(), fields: envelope})
 			return
 		case len(body.Tasks) == 0 || len(body.Tasks) > task.BulkMax:
 			msg := fmt.Sprintf("must be an array of 1 to %d tasks", task.BulkMax)
@@ -76,19 +78,12 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 			reqs []task.CreateRequest
 			idx  []int
 		)
-		for i, raw := range body.Tasks {
-			var req task.CreateRequest
-			fields := jsonstrict.FieldsError{}
-			if err := jsonstrict.Decode(raw, &req); err != nil && !errors.As(err, &fields) {
-				// The envelope's syntax was checked as a whole.
-				errs[i] = err
-				continue
-			}
-			switch {
-			case fields[""] != "":
-				errs[i] = &task.ValidationError{Fields: map[string]string{"": "the task " + fields[""] + "; send a JSON object"}}
-			case len(fields) > 0:
-				errs[i] = withFieldsError(fields, tasks.Validate(req))
+		for i, req := range body.Tasks {
+			switch f := items[i]; {
+			case f[""] != "":
+				errs[i] = &task.ValidationError{Fields: map[string]string{"": "the task " + f[""] + "; send a JSON object"}}
+			case len(f) > 0:
+				errs[i] = withFieldsError(f, tasks.Validate(req))
 			default:
 				reqs = append(reqs, req)
 				idx = append(idx, i)
@@ -139,6 +134,28 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 		}
 		respond(w, r, logger, http.StatusOK, batchResponse{Results: results})
 	})
+}
+
+// splitBatchFields separates the decoder's field errors of a batch body
+// into the envelope's and each item's, the latter keyed as in a single
+// task's body ("tasks[3].args.seconds" is item 3's "args.seconds").
+func splitBatchFields(fields jsonstrict.FieldsError) (envelope jsonstrict.FieldsError, items map[int]jsonstrict.FieldsError) {
+	envelope, items = jsonstrict.FieldsError{}, map[int]jsonstrict.FieldsError{}
+	for path, msg := range fields {
+		if rest, ok := strings.CutPrefix(path, "tasks["); ok {
+			if n, after, ok := strings.Cut(rest, "]"); ok {
+				if i, err := strconv.Atoi(n); err == nil && (after == "" || after[0] == '.') {
+					if items[i] == nil {
+						items[i] = jsonstrict.FieldsError{}
+					}
+					items[i][strings.TrimPrefix(after, ".")] = msg
+					continue
+				}
+			}
+		}
+		envelope[path] = msg
+	}
+	return envelope, items
 }
 
 // notBatch answers a request for /v1/tasks/batch that a {id} route matched
