@@ -458,8 +458,16 @@ func sameRow(p *Prepared, opts *river.InsertOpts, job *rivertype.JobRow) bool {
 	// Each metadata value as jsonb prints it ("key": "value"), found in the
 	// stored metadata: no decoding for the common case. jsonb escapes some
 	// characters otherwise than Go; those values are compared decoded.
+	// A Handoff key the request does not set must be absent too (an
+	// unkeyed request is not the keyed one's row).
+	pairs, absent := metadataPairs(p)
+	for _, k := range absent {
+		if bytes.Contains(job.Metadata, []byte(`"`+k+`":`)) {
+			return false
+		}
+	}
 	fast := true
-	for _, kv := range metadataPairs(p) {
+	for _, kv := range pairs {
 		if !bytes.Contains(job.Metadata, kv) {
 			fast = false
 			break
@@ -477,27 +485,35 @@ func sameRow(p *Prepared, opts *river.InsertOpts, job *rivertype.JobRow) bool {
 			return false
 		}
 	}
+	for _, k := range absent {
+		if _, ok := stored[k]; ok {
+			return false
+		}
+	}
 	return true
 }
 
 // metadataPairs are the metadata insertOpts gives p, each as jsonb prints
-// a member: "key": "value".
-func metadataPairs(p *Prepared) [][]byte {
-	pair := func(k, v string) []byte {
-		q, _ := json.Marshal(v)
-		return append([]byte(`"`+k+`": `), q...)
+// a member ("key": "value"), and the Handoff keys it leaves out.
+func metadataPairs(p *Prepared) (pairs [][]byte, absent []string) {
+	add := func(k string, v *string) {
+		if v == nil {
+			absent = append(absent, k)
+			return
+		}
+		q, _ := json.Marshal(*v)
+		pairs = append(pairs, append([]byte(`"`+k+`": `), q...))
 	}
-	pairs := [][]byte{pair(riverseam.MetadataKeyTenant, p.Tenant)}
-	if p.IdempotencyKey != nil {
-		pairs = append(pairs, pair(riverseam.MetadataKeyIdempotencyKey, *p.IdempotencyKey))
-	}
+	add(riverseam.MetadataKeyTenant, &p.Tenant)
+	add(riverseam.MetadataKeyIdempotencyKey, p.IdempotencyKey)
+	var runAt *string
 	if p.RunAt != nil {
-		pairs = append(pairs, pair(riverseam.MetadataKeyRunAt, p.RunAt.Format(time.RFC3339Nano)))
+		s := p.RunAt.Format(time.RFC3339Nano)
+		runAt = &s
 	}
-	if p.CallbackURL != nil {
-		pairs = append(pairs, pair(riverseam.MetadataKeyCallbackURL, *p.CallbackURL))
-	}
-	return pairs
+	add(riverseam.MetadataKeyRunAt, runAt)
+	add(riverseam.MetadataKeyCallbackURL, p.CallbackURL)
+	return pairs, absent
 }
 
 // sameJSON compares two JSON texts by value (jsonb reorders keys and
