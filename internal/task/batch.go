@@ -295,7 +295,10 @@ func (g *grouper) flush(s *Service, batch []*member) {
 	for i, m := range batch {
 		ps[i] = m.p
 	}
-	outs, _ := s.insertRows(ctx, ps)
+	outs, refused := s.insertRows(ctx, ps)
+	if refused != nil {
+		s.logger.DebugContext(ctx, "a shared insert was refused; its requests are inserted one by one", slog.Int("requests", len(ps)), slog.Any("error", refused))
+	}
 	for i, m := range batch {
 		m.out = outs[i]
 	}
