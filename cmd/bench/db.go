@@ -177,7 +177,7 @@ func settle(ctx context.Context, pool *pgxpool.Pool) error {
 // mostly completed, as a long-running installation accumulates them.
 func loadListTasks(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	const query = `
-INSERT INTO tasks (id, kind, queue, priority, args, state, attempt, max_attempts, errors, result,
+INSERT INTO task_records (id, kind, queue, priority, args, state, attempt, max_attempts, errors, result,
                    created_at, scheduled_at, started_at, finished_at)
 SELECT i,
        CASE WHEN i % 5 = 0 THEN 'sleep' ELSE 'noop' END,
@@ -196,93 +196,4 @@ FROM generate_series($1::bigint, $2::bigint) AS i,
 		}
 	}
 	return settle(ctx, pool)
-}
-
-// Trigger variants: how the tasks row follows river_job. "migrated" leaves
-// the database as the migrations made it (one set-based UPDATE per
-// statement); the others change it in the bench's databases only: "row" is
-// the first design, a trigger call per changed row; the no-running variants
-// skip the fetch (available or retryable to running), so that tasks never
-// shows "running".
-const (
-	triggerMigrated  = "migrated"
-	triggerRow       = "row"
-	triggerNoRunning = "no-running"
-	// triggerStatementNoRunning is the migrated trigger without the fetch.
-	triggerStatementNoRunning = "statement-no-running"
-)
-
-func triggerVariants() []string {
-	return []string{triggerRow, triggerNoRunning, triggerStatementNoRunning}
-}
-
-// rowSyncSQL is the first design: a per-row trigger on every change of
-// state, attempt or schedule, the fetch included. %s is an extra WHEN
-// condition.
-const rowSyncSQL = `
-CREATE OR REPLACE FUNCTION handoff_bench_sync_row() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE tasks SET
-        state        = NEW.state::text,
-        attempt      = NEW.attempt,
-        max_attempts = NEW.max_attempts,
-        errors       = coalesce(to_jsonb(NEW.errors), '[]'::jsonb),
-        result       = CASE WHEN NEW.state = 'completed' THEN NEW.metadata -> 'output' END,
-        progress     = CASE WHEN NEW.state IN ('available', 'scheduled', 'pending', 'retryable')
-                            THEN NULL ELSE progress END,
-        scheduled_at = NEW.scheduled_at,
-        started_at   = NEW.attempted_at,
-        finished_at  = NEW.finalized_at
-    WHERE id = NEW.id;
-    RETURN NULL;
-END;
-$$;
-DROP TRIGGER river_job_task_sync ON river_job;
-CREATE TRIGGER river_job_task_sync
-    AFTER UPDATE ON river_job
-    FOR EACH ROW
-    WHEN ((OLD.state IS DISTINCT FROM NEW.state
-           OR OLD.attempt IS DISTINCT FROM NEW.attempt
-           OR OLD.scheduled_at IS DISTINCT FROM NEW.scheduled_at)%s)
-    EXECUTE FUNCTION handoff_bench_sync_row();`
-
-// noRunningCondition is the condition the no-running variant of the
-// migrated, per-statement trigger adds to its WHERE clause. It is added to
-// the function as the migrations made it (pg_get_functiondef), after the
-// line that ends its WHERE clause, so the variant cannot drift from it.
-const (
-	statementWhereEnd  = "OR tasks.scheduled_at IS DISTINCT FROM n.scheduled_at)"
-	noRunningCondition = " AND n.state <> 'running'"
-)
-
-// installTrigger replaces the migrated trigger with variant. The
-// no-running variants skip the fetch (available or retryable to running):
-// tasks then never shows "running", and started_at appears only when the
-// attempt ends.
-func installTrigger(ctx context.Context, pool *pgxpool.Pool, variant string) error {
-	var ddl string
-	switch variant {
-	case triggerMigrated:
-		return nil
-	case triggerRow:
-		ddl = fmt.Sprintf(rowSyncSQL, "")
-	case triggerNoRunning:
-		ddl = fmt.Sprintf(rowSyncSQL, " AND NEW.state <> 'running'")
-	case triggerStatementNoRunning:
-		var def string
-		if err := pool.QueryRow(ctx, "SELECT pg_get_functiondef('handoff_task_sync'::regproc)").Scan(&def); err != nil {
-			return fmt.Errorf("read the migrated sync function: %w", err)
-		}
-		if strings.Count(def, statementWhereEnd) != 1 {
-			return fmt.Errorf("the migrated sync function no longer has %q once; update the %s variant", statementWhereEnd, variant)
-		}
-		ddl = strings.Replace(def, statementWhereEnd, statementWhereEnd+noRunningCondition, 1)
-	default:
-		return fmt.Errorf("unknown trigger variant %q; variants: %s, %s", variant, triggerMigrated, strings.Join(triggerVariants(), ", "))
-	}
-	if _, err := pool.Exec(ctx, ddl); err != nil {
-		return fmt.Errorf("install %s trigger: %w", variant, err)
-	}
-	return nil
 }

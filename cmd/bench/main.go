@@ -13,7 +13,6 @@
 //	make bench                       # everything, under 10 minutes
 //	go run ./cmd/bench -quick        # smaller sizes, about 2 minutes
 //	go run ./cmd/bench -only=work    # one phase: enqueue, work, latency, list, growth, live
-//	go run ./cmd/bench -only=design  # the experiments behind docs/performance.md
 package main
 
 import (
@@ -96,10 +95,13 @@ func (e envFlag) Set(kv string) error {
 
 // options are the command line's settings.
 type options struct {
-	phases  phaseSet
-	quick   bool
-	tune    tuning
-	trigger string
+	phases phaseSet
+	quick  bool
+	tune   tuning
+	// riverWorkers are the MaxWorkers settings over which the River
+	// baseline of the work figure is swept, to compare with River at its
+	// best on the machine.
+	riverWorkers []int
 
 	clients       int
 	growthClients []int
@@ -132,14 +134,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		only string
 	)
 	fs.BoolVar(&opts.quick, "quick", false, "smaller backlogs and shorter windows (about 2 minutes); figures are noisier")
-	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth, live; design (= design-triggers, design-completion) is outside the default run")
+	fs.StringVar(&only, "only", "", "comma-separated phases to run: enqueue, work, latency, list, growth, live")
 	// The server's defaults, from the one options table.
 	defaults := config.Defaults()
 	fs.IntVar(&opts.tune.workers, "workers", defaults.Workers, "WORKERS for the server and MaxWorkers for the River baseline, as the server's default")
 	fs.DurationVar(&opts.tune.fetchCooldown, "fetch-cooldown", defaults.FetchCooldown, "FETCH_COOLDOWN for the server and the River baseline")
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", defaults.FetchPollInterval, "FETCH_POLL_INTERVAL for the server and the River baseline")
 	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", defaults.DBMaxConns, "DB_MAX_CONNS for the server, and the pool size of every baseline")
-	fs.StringVar(&opts.trigger, "trigger", triggerMigrated, "tasks sync trigger of the server's drain databases: migrated (per statement, as the migrations make it), row, no-running, statement-no-running")
 	fs.IntVar(&opts.clients, "clients", 32, "concurrent clients of the enqueue figures")
 	opts.tune.serverEnv = envFlag{}
 	fs.Var(opts.tune.serverEnv, "server-env", "KEY=VALUE added to the server's environment only, e.g. GOGC=200 (repeatable)")
@@ -148,9 +149,6 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if opts.trigger != triggerMigrated && !slices.Contains(triggerVariants(), opts.trigger) {
-		return nil, fmt.Errorf("-trigger=%s: want %s or one of %s", opts.trigger, triggerMigrated, strings.Join(triggerVariants(), ", "))
 	}
 	phases, err := parsePhases(only)
 	if err != nil {
@@ -163,6 +161,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 
 	opts.growthClients = []int{1, 8, 32, 64}
+	opts.riverWorkers = []int{500, 1000, 2000, 5000}
 	opts.rate = 100
 	opts.sampleEvery = 5
 	opts.pollInterval = 5 * time.Millisecond
@@ -232,8 +231,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if opts.quick {
 			mode = "-quick"
 		}
-		fmt.Fprintf(stdout, "\nHandoff bench (%s): %s, trigger=%s, %d CPUs, took %s\n\n",
-			mode, opts.tune, opts.trigger, runtime.NumCPU(), time.Since(started).Round(time.Second))
+		fmt.Fprintf(stdout, "\nHandoff bench (%s): %s, %d CPUs, took %s\n\n",
+			mode, opts.tune, runtime.NumCPU(), time.Since(started).Round(time.Second))
 		b.report.print(stdout)
 	}()
 
@@ -255,8 +254,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{"list", b.list},
 		{"growth", b.growth},
 		{"live", b.live},
-		{"design-triggers", b.designTriggers},
-		{"design-completion", b.designCompletion},
 	} {
 		if !opts.phases[p.name] {
 			continue

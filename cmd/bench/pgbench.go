@@ -15,13 +15,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pgbenchTables are trigger-free copies of tasks and river_job (LIKE ...
+// pgbenchTables are trigger-free copies of the domain table (task_records;
+// tasks is a view over it since migration 00017) and river_job (LIKE ...
 // INCLUDING ALL copies columns, defaults, constraints and indexes, never
 // triggers): what a task's two rows cost Postgres without Handoff's
 // triggers or any Go, the enqueue baseline of issue 11.
 const pgbenchTables = `
 CREATE TABLE bench_river_job (LIKE river_job INCLUDING ALL);
-CREATE TABLE bench_tasks (LIKE tasks INCLUDING ALL);`
+CREATE TABLE bench_tasks (LIKE task_records INCLUDING ALL);`
 
 // pgbenchScript is one accepted task as two inserts in one transaction: the
 // River job row as River's InsertTx writes a noop task's, then the domain row

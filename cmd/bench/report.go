@@ -122,7 +122,6 @@ func countLabel(n int) string {
 type phaseSet map[string]bool
 
 // phaseNames lists the phases of the default run, in the order they run.
-// The design phases are experiments outside it.
 func phaseNames() []string {
 	return []string{"enqueue", "work", "latency", "list", "growth", "live"}
 }
@@ -138,12 +137,10 @@ func parsePhases(only string) (phaseSet, error) {
 	for name := range strings.SplitSeq(only, ",") {
 		name = strings.TrimSpace(name)
 		switch {
-		case name == "design":
-			set["design-triggers"], set["design-completion"] = true, true
-		case slices.Contains(phaseNames(), name), name == "design-triggers", name == "design-completion":
+		case slices.Contains(phaseNames(), name):
 			set[name] = true
 		default:
-			return nil, fmt.Errorf("-only: unknown phase %q; phases: %s, design (= design-triggers, design-completion)", name, strings.Join(phaseNames(), ", "))
+			return nil, fmt.Errorf("-only: unknown phase %q; phases: %s", name, strings.Join(phaseNames(), ", "))
 		}
 	}
 	return set, nil

@@ -216,8 +216,8 @@ func auditResults(t *testing.T, pool *pgxpool.Pool) {
 		CREATE TABLE IF NOT EXISTS result_audit (task_id bigint NOT NULL, result jsonb NOT NULL);
 		CREATE OR REPLACE FUNCTION audit_result() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN INSERT INTO result_audit VALUES (NEW.id, NEW.result); RETURN NULL; END $$;
-		DROP TRIGGER IF EXISTS audit_result ON tasks;
-		CREATE TRIGGER audit_result AFTER UPDATE ON tasks FOR EACH ROW
+		DROP TRIGGER IF EXISTS audit_result ON task_records;
+		CREATE TRIGGER audit_result AFTER UPDATE ON task_records FOR EACH ROW
 			WHEN (NEW.result IS NOT NULL AND OLD.result IS DISTINCT FROM NEW.result)
 			EXECUTE FUNCTION audit_result();`)
 	require.NoError(t, err)
@@ -501,7 +501,7 @@ func TestChaosOverload(t *testing.T) { //nolint:paralleltest // scenarios run on
 	// Hold the tasks table for a while: every insert waits on it.
 	tx, err := pool.Begin(t.Context())
 	require.NoError(t, err)
-	_, err = tx.Exec(t.Context(), "LOCK TABLE tasks IN EXCLUSIVE MODE")
+	_, err = tx.Exec(t.Context(), "LOCK TABLE task_records IN EXCLUSIVE MODE")
 	require.NoError(t, err)
 	time.Sleep(2 * time.Second)
 	require.NoError(t, tx.Rollback(t.Context()))

@@ -90,7 +90,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		CREATE TABLE result_audit (task_id bigint NOT NULL, result jsonb NOT NULL);
 		CREATE FUNCTION audit_result() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN INSERT INTO result_audit VALUES (NEW.id, NEW.result); RETURN NULL; END $$;
-		CREATE TRIGGER audit_result AFTER UPDATE ON tasks FOR EACH ROW
+		CREATE TRIGGER audit_result AFTER UPDATE ON task_records FOR EACH ROW
 			WHEN (NEW.result IS NOT NULL AND OLD.result IS DISTINCT FROM NEW.result)
 			EXECUTE FUNCTION audit_result();`)
 	require.NoError(t, err)

@@ -419,7 +419,7 @@ func TestTaskEventsThousandStreams(t *testing.T) {
 	require.Equal(t, n, watched)
 
 	// One statement changes every task: every stream gets its event.
-	_, err := b.pool.Exec(ctx, `UPDATE tasks SET progress = '{"done": 1, "total": 2, "message": "all at once"}'`)
+	_, err := b.pool.Exec(ctx, `UPDATE task_records SET progress = '{"done": 1, "total": 2, "message": "all at once"}'`)
 	require.NoError(t, err)
 	for _, r := range readers {
 		var got task.Task

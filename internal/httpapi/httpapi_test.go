@@ -329,7 +329,7 @@ func TestRequestTimeoutIs503(t *testing.T) {
 	tx, err := conn.Begin(t.Context())
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(context.WithoutCancel(t.Context())) }()
-	_, err = tx.Exec(t.Context(), "LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+	_, err = tx.Exec(t.Context(), "LOCK TABLE task_records IN ACCESS EXCLUSIVE MODE")
 	require.NoError(t, err)
 
 	kinds := jobs.Kinds(jobs.Deps{})

@@ -47,7 +47,7 @@ func TestHub(t *testing.T) {
 	}
 	insertTask := func(t *testing.T, pool *pgxpool.Pool, id int64) {
 		t.Helper()
-		_, err := pool.Exec(t.Context(), `INSERT INTO tasks (id, kind, queue, priority, args, state, max_attempts, scheduled_at)
+		_, err := pool.Exec(t.Context(), `INSERT INTO task_records (id, kind, queue, priority, args, state, max_attempts, scheduled_at)
 			VALUES ($1, 'noop', 'default', 1, '{}', 'available', 25, now())`, id)
 		require.NoError(t, err)
 	}
@@ -94,7 +94,7 @@ func TestHub(t *testing.T) {
 		require.NoError(t, err)
 		defer two.Close()
 
-		_, err = b.pool.Exec(ctx, `UPDATE tasks SET progress = '{"done": 1, "total": 2, "message": ""}' WHERE id = 1`)
+		_, err = b.pool.Exec(ctx, `UPDATE task_records SET progress = '{"done": 1, "total": 2, "message": ""}' WHERE id = 1`)
 		require.NoError(t, err)
 		requireSignal(t, one)
 		select {

@@ -43,7 +43,7 @@ func setup(t *testing.T, idleBelow float64) *testBundle {
 		CREATE TABLE result_audit (task_id bigint NOT NULL);
 		CREATE FUNCTION audit_result() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN INSERT INTO result_audit VALUES (NEW.id); RETURN NULL; END $$;
-		CREATE TRIGGER audit_result AFTER UPDATE ON tasks FOR EACH ROW
+		CREATE TRIGGER audit_result AFTER UPDATE ON task_records FOR EACH ROW
 			WHEN (NEW.state = 'completed' AND NEW.result IS NOT NULL)
 			EXECUTE FUNCTION audit_result();`)
 	require.NoError(t, err)

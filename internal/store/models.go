@@ -19,6 +19,7 @@ type APIKey struct {
 	RevokedAt  *time.Time
 }
 
+// One row per accepted task, with its live state: the durable record (task_records) overlaid with its River job while the job runs. Read tasks; Handoff writes task_records.
 type Task struct {
 	ID                int64
 	Kind              string

@@ -9,10 +9,11 @@ SELECT * FROM tasks WHERE id = @id AND tenant = @tenant;
 
 -- TaskUnfinishedCount counts a tenant's unfinished tasks, up to max: an
 -- index-only walk of tasks_tenant_state_id_idx (migration 00016) that stops
--- at max, so the cap's check costs at most max index entries.
+-- at max, so the cap's check costs at most max index entries. The records
+-- of running tasks say 'available' (migration 00017), which is counted.
 -- name: TaskUnfinishedCount :one
 SELECT count(*) FROM (
-    SELECT 1 FROM tasks
+    SELECT 1 FROM task_records
     WHERE tenant = @tenant
       AND state IN ('available', 'scheduled', 'pending', 'running', 'retryable')
     LIMIT @max
@@ -65,32 +66,68 @@ WHERE tenant = @tenant AND id < @after_id
 ORDER BY id DESC
 LIMIT @max;
 
--- name: TaskListPageByState :many
-SELECT * FROM tasks
-WHERE tenant = @tenant AND state = @state AND id < @after_id
-ORDER BY id DESC
-LIMIT @max;
-
 -- name: TaskListPageByKind :many
 SELECT * FROM tasks
 WHERE tenant = @tenant AND kind = @kind AND id < @after_id
 ORDER BY id DESC
 LIMIT @max;
 
+-- The state filters select the page's ids from task_records, whose state
+-- is indexed, and read those rows through the view. A record that says
+-- 'available' may belong to a running job (migration 00017): the
+-- 'available' list leaves those out, and the 'running' list starts from
+-- river_job's running jobs, which the workers bound, rather than from the
+-- records. task.Service picks the query by state.
+
+-- name: TaskListPageByState :many
+SELECT * FROM tasks
+WHERE id = ANY (ARRAY(
+    SELECT r.id FROM task_records r
+    WHERE r.tenant = @tenant AND r.state = @state AND r.id < @after_id
+      AND (r.state <> 'available'
+           OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = r.id AND j.state = 'running'))
+    ORDER BY r.id DESC
+    LIMIT @max))
+ORDER BY id DESC;
+
 -- name: TaskListPageByKindState :many
 SELECT * FROM tasks
-WHERE tenant = @tenant AND kind = @kind AND state = @state AND id < @after_id
-ORDER BY id DESC
-LIMIT @max;
+WHERE id = ANY (ARRAY(
+    SELECT r.id FROM task_records r
+    WHERE r.tenant = @tenant AND r.kind = @kind AND r.state = @state AND r.id < @after_id
+      AND (r.state <> 'available'
+           OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = r.id AND j.state = 'running'))
+    ORDER BY r.id DESC
+    LIMIT @max))
+ORDER BY id DESC;
+
+-- name: TaskListPageRunning :many
+SELECT * FROM tasks
+WHERE id = ANY (ARRAY(
+    SELECT j.id FROM river_job j JOIN task_records r ON r.id = j.id
+    WHERE j.state = 'running' AND j.id < @after_id AND r.tenant = @tenant
+    ORDER BY j.id DESC
+    LIMIT @max))
+ORDER BY id DESC;
+
+-- name: TaskListPageByKindRunning :many
+SELECT * FROM tasks
+WHERE id = ANY (ARRAY(
+    SELECT j.id FROM river_job j JOIN task_records r ON r.id = j.id
+    WHERE j.state = 'running' AND j.id < @after_id AND r.tenant = @tenant AND r.kind = @kind
+    ORDER BY j.id DESC
+    LIMIT @max))
+ORDER BY id DESC;
 
 -- name: TaskProgressUpdate :execrows
-UPDATE tasks SET progress = @progress WHERE id = @id;
+UPDATE task_records SET progress = @progress WHERE id = @id;
 
 -- A report from outside the worker (an http task's receiver) lands only
 -- while the attempt it was made for runs.
 -- name: TaskProgressUpdateRunning :execrows
-UPDATE tasks SET progress = @progress
-WHERE id = @id AND state = 'running' AND attempt = @attempt;
+UPDATE task_records r SET progress = @progress
+WHERE r.id = @id
+  AND EXISTS (SELECT 1 FROM river_job j WHERE j.id = r.id AND j.state = 'running' AND j.attempt = @attempt);
 
 -- name: TaskCancelRequestedSet :exec
-UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = @id;
+UPDATE task_records SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = @id;

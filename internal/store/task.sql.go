@@ -37,7 +37,7 @@ func (q *Queries) QueueUpsert(ctx context.Context, db DBTX, name string) error {
 }
 
 const taskCancelRequestedSet = `-- name: TaskCancelRequestedSet :exec
-UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1
+UPDATE task_records SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1
 `
 
 func (q *Queries) TaskCancelRequestedSet(ctx context.Context, db DBTX, id int64) error {
@@ -351,11 +351,79 @@ func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListP
 	return items, nil
 }
 
+const taskListPageByKindRunning = `-- name: TaskListPageByKindRunning :many
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
+WHERE id = ANY (ARRAY(
+    SELECT j.id FROM river_job j JOIN task_records r ON r.id = j.id
+    WHERE j.state = 'running' AND j.id < $1 AND r.tenant = $2 AND r.kind = $3
+    ORDER BY j.id DESC
+    LIMIT $4))
+ORDER BY id DESC
+`
+
+type TaskListPageByKindRunningParams struct {
+	AfterID int64
+	Tenant  string
+	Kind    string
+	Max     int32
+}
+
+func (q *Queries) TaskListPageByKindRunning(ctx context.Context, db DBTX, arg TaskListPageByKindRunningParams) ([]*Task, error) {
+	rows, err := db.Query(ctx, taskListPageByKindRunning,
+		arg.AfterID,
+		arg.Tenant,
+		arg.Kind,
+		arg.Max,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*Task
+	for rows.Next() {
+		var i Task
+		if err := rows.Scan(
+			&i.ID,
+			&i.Kind,
+			&i.Queue,
+			&i.Priority,
+			&i.Args,
+			&i.State,
+			&i.Attempt,
+			&i.MaxAttempts,
+			&i.Errors,
+			&i.Result,
+			&i.Progress,
+			&i.IdempotencyKey,
+			&i.RequestHash,
+			&i.CreatedAt,
+			&i.ScheduledAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.CancelRequestedAt,
+			&i.Tenant,
+			&i.CallbackURL,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const taskListPageByKindState = `-- name: TaskListPageByKindState :many
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE tenant = $1 AND kind = $2 AND state = $3 AND id < $4
+WHERE id = ANY (ARRAY(
+    SELECT r.id FROM task_records r
+    WHERE r.tenant = $1 AND r.kind = $2 AND r.state = $3 AND r.id < $4
+      AND (r.state <> 'available'
+           OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = r.id AND j.state = 'running'))
+    ORDER BY r.id DESC
+    LIMIT $5))
 ORDER BY id DESC
-LIMIT $5
 `
 
 type TaskListPageByKindStateParams struct {
@@ -414,10 +482,16 @@ func (q *Queries) TaskListPageByKindState(ctx context.Context, db DBTX, arg Task
 }
 
 const taskListPageByState = `-- name: TaskListPageByState :many
+
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE tenant = $1 AND state = $2 AND id < $3
+WHERE id = ANY (ARRAY(
+    SELECT r.id FROM task_records r
+    WHERE r.tenant = $1 AND r.state = $2 AND r.id < $3
+      AND (r.state <> 'available'
+           OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = r.id AND j.state = 'running'))
+    ORDER BY r.id DESC
+    LIMIT $4))
 ORDER BY id DESC
-LIMIT $4
 `
 
 type TaskListPageByStateParams struct {
@@ -427,6 +501,12 @@ type TaskListPageByStateParams struct {
 	Max     int32
 }
 
+// The state filters select the page's ids from task_records, whose state
+// is indexed, and read those rows through the view. A record that says
+// 'available' may belong to a running job (migration 00017): the
+// 'available' list leaves those out, and the 'running' list starts from
+// river_job's running jobs, which the workers bound, rather than from the
+// records. task.Service picks the query by state.
 func (q *Queries) TaskListPageByState(ctx context.Context, db DBTX, arg TaskListPageByStateParams) ([]*Task, error) {
 	rows, err := db.Query(ctx, taskListPageByState,
 		arg.Tenant,
@@ -473,8 +553,65 @@ func (q *Queries) TaskListPageByState(ctx context.Context, db DBTX, arg TaskList
 	return items, nil
 }
 
+const taskListPageRunning = `-- name: TaskListPageRunning :many
+SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
+WHERE id = ANY (ARRAY(
+    SELECT j.id FROM river_job j JOIN task_records r ON r.id = j.id
+    WHERE j.state = 'running' AND j.id < $1 AND r.tenant = $2
+    ORDER BY j.id DESC
+    LIMIT $3))
+ORDER BY id DESC
+`
+
+type TaskListPageRunningParams struct {
+	AfterID int64
+	Tenant  string
+	Max     int32
+}
+
+func (q *Queries) TaskListPageRunning(ctx context.Context, db DBTX, arg TaskListPageRunningParams) ([]*Task, error) {
+	rows, err := db.Query(ctx, taskListPageRunning, arg.AfterID, arg.Tenant, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*Task
+	for rows.Next() {
+		var i Task
+		if err := rows.Scan(
+			&i.ID,
+			&i.Kind,
+			&i.Queue,
+			&i.Priority,
+			&i.Args,
+			&i.State,
+			&i.Attempt,
+			&i.MaxAttempts,
+			&i.Errors,
+			&i.Result,
+			&i.Progress,
+			&i.IdempotencyKey,
+			&i.RequestHash,
+			&i.CreatedAt,
+			&i.ScheduledAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.CancelRequestedAt,
+			&i.Tenant,
+			&i.CallbackURL,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const taskProgressUpdate = `-- name: TaskProgressUpdate :execrows
-UPDATE tasks SET progress = $1 WHERE id = $2
+UPDATE task_records SET progress = $1 WHERE id = $2
 `
 
 type TaskProgressUpdateParams struct {
@@ -491,8 +628,9 @@ func (q *Queries) TaskProgressUpdate(ctx context.Context, db DBTX, arg TaskProgr
 }
 
 const taskProgressUpdateRunning = `-- name: TaskProgressUpdateRunning :execrows
-UPDATE tasks SET progress = $1
-WHERE id = $2 AND state = 'running' AND attempt = $3
+UPDATE task_records r SET progress = $1
+WHERE r.id = $2
+  AND EXISTS (SELECT 1 FROM river_job j WHERE j.id = r.id AND j.state = 'running' AND j.attempt = $3)
 `
 
 type TaskProgressUpdateRunningParams struct {
@@ -513,7 +651,7 @@ func (q *Queries) TaskProgressUpdateRunning(ctx context.Context, db DBTX, arg Ta
 
 const taskUnfinishedCount = `-- name: TaskUnfinishedCount :one
 SELECT count(*) FROM (
-    SELECT 1 FROM tasks
+    SELECT 1 FROM task_records
     WHERE tenant = $1
       AND state IN ('available', 'scheduled', 'pending', 'running', 'retryable')
     LIMIT $2
@@ -527,7 +665,8 @@ type TaskUnfinishedCountParams struct {
 
 // TaskUnfinishedCount counts a tenant's unfinished tasks, up to max: an
 // index-only walk of tasks_tenant_state_id_idx (migration 00016) that stops
-// at max, so the cap's check costs at most max index entries.
+// at max, so the cap's check costs at most max index entries. The records
+// of running tasks say 'available' (migration 00017), which is counted.
 func (q *Queries) TaskUnfinishedCount(ctx context.Context, db DBTX, arg TaskUnfinishedCountParams) (int64, error) {
 	row := db.QueryRow(ctx, taskUnfinishedCount, arg.Tenant, arg.Max)
 	var count int64

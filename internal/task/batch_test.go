@@ -30,13 +30,13 @@ CREATE TRIGGER test_poison BEFORE INSERT ON river_job FOR EACH ROW
     WHEN (NEW.metadata ->> 'handoff_idempotency_key' LIKE 'poison%')
     EXECUTE FUNCTION test_poison();`
 
-// lockTasks holds a lock that makes every INSERT of tasks (the insert
-// trigger's) wait until the returned function releases it.
+// lockTasks holds a lock that makes every INSERT of task_records (the
+// insert trigger's) wait until the returned function releases it.
 func lockTasks(t *testing.T, pool *pgxpool.Pool) func() {
 	t.Helper()
 	tx, err := pool.Begin(t.Context())
 	require.NoError(t, err)
-	_, err = tx.Exec(t.Context(), "LOCK TABLE tasks IN EXCLUSIVE MODE")
+	_, err = tx.Exec(t.Context(), "LOCK TABLE task_records IN EXCLUSIVE MODE")
 	require.NoError(t, err)
 	var once sync.Once
 	release := func() { once.Do(func() { require.NoError(t, tx.Rollback(context.WithoutCancel(t.Context()))) }) }

@@ -47,7 +47,7 @@ func callbacks(t *testing.T, db interface {
 	rows, err := db.Query(t.Context(), `
 		SELECT j.id, (j.metadata ->> 'handoff_callback_attempt')::int, j.args, j.kind, j.queue, j.priority,
 		       j.xmin::text = t.xmin::text
-		FROM river_job j JOIN tasks t ON t.id = (j.metadata ->> 'handoff_callback_of')::bigint
+		FROM river_job j JOIN task_records t ON t.id = (j.metadata ->> 'handoff_callback_of')::bigint
 		WHERE t.id = $1
 		ORDER BY j.id`, id)
 	require.NoError(t, err)

@@ -352,6 +352,12 @@ func (s *Service) List(ctx context.Context, params ListParams) ([]*Task, int64, 
 		err  error
 	)
 	switch {
+	// A running task's record says 'available' (migration 00017): the
+	// running lists start from River's running jobs.
+	case params.State == "running" && params.Kind != "":
+		rows, err = s.queries.TaskListPageByKindRunning(ctx, customPlan{s.pool}, store.TaskListPageByKindRunningParams{Tenant: tenant, Kind: params.Kind, AfterID: after, Max: maxRows})
+	case params.State == "running":
+		rows, err = s.queries.TaskListPageRunning(ctx, customPlan{s.pool}, store.TaskListPageRunningParams{Tenant: tenant, AfterID: after, Max: maxRows})
 	case params.State != "" && params.Kind != "":
 		rows, err = s.queries.TaskListPageByKindState(ctx, customPlan{s.pool}, store.TaskListPageByKindStateParams{Tenant: tenant, Kind: params.Kind, State: params.State, AfterID: after, Max: maxRows})
 	case params.State != "":

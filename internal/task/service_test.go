@@ -181,7 +181,7 @@ func TestCreate(t *testing.T) {
 		// failed.
 		lock, err := bundle.pool.Begin(ctx)
 		require.NoError(t, err)
-		_, err = lock.Exec(ctx, "LOCK TABLE tasks IN EXCLUSIVE MODE")
+		_, err = lock.Exec(ctx, "LOCK TABLE task_records IN EXCLUSIVE MODE")
 		require.NoError(t, err)
 
 		reqCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -278,7 +278,7 @@ func TestCreate(t *testing.T) {
 		_, err := bundle.pool.Exec(ctx, `
 			CREATE FUNCTION refuse_task() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN RAISE EXCEPTION 'task insert refused by test'; END $$;
-			CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse_task();`)
+			CREATE TRIGGER refuse_task BEFORE INSERT ON task_records FOR EACH ROW EXECUTE FUNCTION refuse_task();`)
 		require.NoError(t, err)
 
 		_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop"})

@@ -1,0 +1,231 @@
+-- One write of the durable record per job instead of two: a running task's
+-- state is read from river_job, not copied into the record.
+--
+-- Until this version the sync trigger (00009, 00011, 00013) copied every
+-- change of a job into its tasks row, the fetch included: each job cost two
+-- non-HOT updates of tasks (running, then finished), each a new tuple and a
+-- new entry in every index of the table, since state is indexed. The fetch's
+-- copy was the biggest single cost of a drain (docs/performance.md, "One
+-- write per job"), and River's fetch is its serial critical path.
+--
+-- Now:
+--
+--  1. The table is task_records. The sync trigger no longer copies the fetch
+--     (a job becoming 'running'), unless somebody watches the task (a row in
+--     task_watch: an event stream or a ?wait=, migration 00014), whose
+--     watcher must hear of it at once. Every other change is copied as
+--     before, in River's own statement: results are still recorded exactly
+--     once, in the transaction that finishes the job.
+--  2. tasks is a view with the table's columns, in the table's order: a
+--     record that says 'available' whose job is running shows 'running',
+--     with the job's attempt and attempted_at. Everything that reads tasks
+--     (the API, handoff.enqueue, an app's SQL, the README's queries) sees
+--     what it saw before. A task whose record says 'available' has its job
+--     (the cleaner deletes only finished jobs; a job deleted unfinished
+--     cancels its task, 00009), so the join costs one primary-key probe of
+--     river_job for such rows only.
+--  3. The functions that write the record write task_records.
+--
+-- The view cannot be filtered by state through an index (its state is an
+-- expression); internal/store's list queries select ids from task_records
+-- and read the view by id, and a filter on 'running' starts from river_job,
+-- whose running jobs are bounded by the workers (internal/store/task.sql).
+--
+-- And the finish, now the one write per job, updates one index fewer: a list
+-- filtered by kind and state walks the tenant's state index or its kind
+-- index, whichever the planner expects to be shorter (the lists are planned
+-- with their values), instead of an index of its own. Measured: the two kind
+-- indexes cost ~11 µs of Postgres CPU per task of a drain
+-- (docs/performance.md).
+--
+-- Deploying: stop the old replicas before applying this migration, as for
+-- 00010: a binary from before it writes progress and cancel requests with
+-- UPDATE tasks, which a view refuses (CHANGELOG.md, upgrade notes).
+
+-- +goose Up
+ALTER TABLE tasks RENAME TO task_records;
+
+DROP INDEX tasks_tenant_kind_state_id_idx;
+
+-- +goose StatementBegin
+CREATE VIEW tasks AS
+SELECT r.id, r.kind, r.queue, r.priority, r.args,
+       CASE WHEN j.id IS NULL THEN r.state ELSE 'running' END AS state,
+       coalesce(j.attempt, r.attempt) AS attempt,
+       r.max_attempts, r.errors, r.result, r.progress,
+       r.idempotency_key, r.request_hash, r.created_at, r.scheduled_at,
+       coalesce(j.attempted_at, r.started_at) AS started_at,
+       r.finished_at, r.cancel_requested_at, r.tenant, r.callback_url
+FROM task_records r
+LEFT JOIN river_job j ON j.id = r.id AND r.state = 'available' AND j.state = 'running';
+-- +goose StatementEnd
+
+COMMENT ON VIEW tasks IS 'One row per accepted task, with its live state: the durable record (task_records) overlaid with its River job while the job runs. Read tasks; Handoff writes task_records.';
+
+-- As in 00013, on task_records, without the fetch unless the task is watched.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION handoff_task_sync() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    UPDATE task_records t SET
+        state        = n.state::text,
+        attempt      = n.attempt,
+        max_attempts = n.max_attempts,
+        errors       = coalesce(to_jsonb(n.errors), '[]'::jsonb),
+        result       = CASE WHEN n.state = 'completed'
+                            THEN n.metadata -> 'output' END,
+        -- A task waiting for its next attempt has no progress yet.
+        progress     = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
+                            THEN NULL ELSE t.progress END,
+        -- Nor a cancel request: that was for an attempt that has ended.
+        cancel_requested_at = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
+                                   THEN NULL ELSE t.cancel_requested_at END,
+        scheduled_at = n.scheduled_at,
+        started_at   = n.attempted_at,
+        finished_at  = n.finalized_at
+    FROM handoff_new n
+    WHERE t.id = n.id
+      -- The fetch is read from river_job by the tasks view; it is copied
+      -- only for a watched task, whose watcher is told by this update.
+      AND (n.state <> 'running' OR n.id IN (SELECT w.task_id FROM task_watch w))
+      AND (t.state IS DISTINCT FROM n.state::text
+           OR t.attempt IS DISTINCT FROM n.attempt
+           OR t.scheduled_at IS DISTINCT FROM n.scheduled_at
+           OR t.result IS DISTINCT FROM CASE WHEN n.state = 'completed'
+                                             THEN n.metadata -> 'output' END);
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- As in 00012, into task_records.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION handoff_task_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    INSERT INTO task_records (
+        id, kind, queue, priority, args, state, attempt, max_attempts,
+        idempotency_key, request_hash, created_at, scheduled_at,
+        tenant, callback_url)
+    SELECT n.id, n.kind, n.queue, n.priority, n.args, n.state::text, n.attempt, n.max_attempts,
+           n.metadata ->> 'handoff_idempotency_key',
+           decode(n.metadata ->> 'handoff_request_hash', 'hex'),
+           n.created_at, n.scheduled_at,
+           coalesce(n.metadata ->> 'handoff_tenant', 'default'),
+           n.metadata ->> 'handoff_callback_url'
+    FROM handoff_new n;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- As in 00011, on task_records.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION handoff_task_job_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    UPDATE task_records SET
+        state       = 'cancelled',
+        finished_at = now(),
+        errors      = errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', OLD.attempt, 'at', now(),
+                          'error', 'job deleted before it finished'))
+    WHERE id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+CREATE INDEX tasks_tenant_kind_state_id_idx ON task_records (tenant, kind, state, id);
+
+-- Copy the running state of the jobs that run now into their records, as
+-- the old trigger would have, before the table takes its name back.
+DROP VIEW tasks;
+ALTER TABLE task_records RENAME TO tasks;
+
+UPDATE tasks t SET state = 'running', attempt = j.attempt, started_at = j.attempted_at
+FROM river_job j
+WHERE j.id = t.id AND t.state = 'available' AND j.state = 'running';
+
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION handoff_task_sync() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    UPDATE tasks SET
+        state        = n.state::text,
+        attempt      = n.attempt,
+        max_attempts = n.max_attempts,
+        errors       = coalesce(to_jsonb(n.errors), '[]'::jsonb),
+        result       = CASE WHEN n.state = 'completed'
+                            THEN n.metadata -> 'output' END,
+        progress     = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
+                            THEN NULL ELSE tasks.progress END,
+        cancel_requested_at = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
+                                   THEN NULL ELSE tasks.cancel_requested_at END,
+        scheduled_at = n.scheduled_at,
+        started_at   = n.attempted_at,
+        finished_at  = n.finalized_at
+    FROM handoff_new n
+    WHERE tasks.id = n.id
+      AND (tasks.state IS DISTINCT FROM n.state::text
+           OR tasks.attempt IS DISTINCT FROM n.attempt
+           OR tasks.scheduled_at IS DISTINCT FROM n.scheduled_at
+           OR tasks.result IS DISTINCT FROM CASE WHEN n.state = 'completed'
+                                                 THEN n.metadata -> 'output' END);
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION handoff_task_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    INSERT INTO tasks (
+        id, kind, queue, priority, args, state, attempt, max_attempts,
+        idempotency_key, request_hash, created_at, scheduled_at,
+        tenant, callback_url)
+    SELECT n.id, n.kind, n.queue, n.priority, n.args, n.state::text, n.attempt, n.max_attempts,
+           n.metadata ->> 'handoff_idempotency_key',
+           decode(n.metadata ->> 'handoff_request_hash', 'hex'),
+           n.created_at, n.scheduled_at,
+           coalesce(n.metadata ->> 'handoff_tenant', 'default'),
+           n.metadata ->> 'handoff_callback_url'
+    FROM handoff_new n;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION handoff_task_job_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    UPDATE tasks SET
+        state       = 'cancelled',
+        finished_at = now(),
+        errors      = errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', OLD.attempt, 'at', now(),
+                          'error', 'job deleted before it finished'))
+    WHERE id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
