@@ -188,7 +188,7 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	b.report.check(row{
 		figure:   fmt.Sprintf("bulk enqueue, %d per request, %s", bulkSize, clientsLabel(bulkClients)),
 		value:    perSec(bulk.rate()),
-		baseline: perSec(best) + " single requests",
+		baseline: fmt.Sprintf("%s single requests (%s, group commit off)", perSec(best), perSec(single.rate())),
 		ratio:    r,
 		target:   "≥ 5",
 	}, v >= 5)
