@@ -11,13 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-
-	"github.com/handoff/handoff/internal/task"
-	"github.com/handoff/handoff/jobs"
 )
 
 // noopBody is the create request every load sends.
@@ -162,52 +155,6 @@ func httpEnqueue(ctx context.Context, base string, clients int, d time.Duration)
 	defer client.CloseIdleConnections()
 	return closedLoop(ctx, clients, d, func(ctx context.Context) error {
 		_, err := postTask(ctx, client, base)
-		return err
-	})
-}
-
-// directEnqueuer is the baseline of figure 1, the two inserts of a task
-// written by hand with pgx: River's InsertTx and the tasks row, in one
-// transaction (BEGIN, two INSERTs, COMMIT). It runs on a database without
-// the insert trigger of migration 00010, which would write the row itself.
-type directEnqueuer struct {
-	pool  *pgxpool.Pool
-	river *river.Client[pgx.Tx]
-}
-
-// taskInsertSQL is the tasks insert that the API ran itself before the
-// trigger of migration 00010 took it over.
-const taskInsertSQL = `
-INSERT INTO task_records (id, kind, queue, priority, args, state, attempt, max_attempts, created_at, scheduled_at)
-VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)`
-
-func (d *directEnqueuer) enqueue(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		res, err := d.river.InsertTx(ctx, tx, jobs.NoopArgs{}, &river.InsertOpts{Queue: river.QueueDefault, Priority: 1})
-		if err != nil {
-			return fmt.Errorf("insert job: %w", err)
-		}
-		job := res.Job
-		_, err = tx.Exec(ctx, taskInsertSQL, job.ID, job.Kind, job.Queue, job.Priority, job.EncodedArgs,
-			string(job.State), job.MaxAttempts, job.CreatedAt, job.ScheduledAt)
-		if err != nil {
-			return fmt.Errorf("insert task: %w", err)
-		}
-		return nil
-	})
-}
-
-func (d *directEnqueuer) run(ctx context.Context, clients int, dur time.Duration) (loadResult, error) {
-	return closedLoop(ctx, clients, dur, d.enqueue)
-}
-
-// serviceEnqueue is the API without HTTP: task.Service.Create, in this
-// process, on the server's database. Between it and the HTTP figure lies
-// the cost of HTTP and JSON; between it and the pgx baseline, the cost of
-// Handoff's own database work.
-func serviceEnqueue(ctx context.Context, svc *task.Service, clients int, dur time.Duration) (loadResult, error) {
-	return closedLoop(ctx, clients, dur, func(ctx context.Context) error {
-		_, _, err := svc.Create(ctx, task.CreateRequest{Kind: "noop", Args: json.RawMessage(`{}`)})
 		return err
 	})
 }

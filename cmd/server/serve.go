@@ -109,6 +109,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Logger:        logger,
 		MaxUnfinished: cfg.MaxUnfinished,
 		MaxArgsBytes:  cfg.MaxArgsBytes,
+		BatchMax:      cfg.EnqueueBatchMax,
 	})
 	// handoff.enqueue checks SQL callers' kinds and queues against these.
 	if err := tasks.Register(ctx); err != nil {

@@ -44,6 +44,7 @@ type Config struct {
 	RateBurst           int
 	MaxUnfinished       int
 	MaxArgsBytes        int
+	EnqueueBatchMax     int
 	ReadHeaderTimeout   time.Duration
 	ReadTimeout         time.Duration
 	IdleTimeout         time.Duration

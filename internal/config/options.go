@@ -127,6 +127,11 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.Itoa(c.MaxArgsBytes) },
 		},
 		{
+			Name: "ENQUEUE_BATCH_MAX", Default: "`128`", Meaning: "group commit: at most this many concurrent `POST /v1/tasks` share one INSERT and one commit (no timer: requests queue only while earlier inserts run; [measured](docs/performance.md#group-commit-and-bulk-enqueue)); `1` turns it off",
+			parse: func(p *parser, c *Config) { c.EnqueueBatchMax = p.integer("ENQUEUE_BATCH_MAX", 128, 1, 1000) },
+			value: func(c *Config) string { return strconv.Itoa(c.EnqueueBatchMax) },
+		},
+		{
 			Name: "HTTP_READ_HEADER_TIMEOUT", Default: "`10s`", Meaning: "a client must send its request headers within this (slowloris)",
 			parse: func(p *parser, c *Config) {
 				c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 10*time.Second, 0)

@@ -47,6 +47,18 @@ func badRequest(detail string) error {
 // cause and shown as a generic 500 (or 503 when the database is unreachable
 // or too slow, which a client may retry).
 func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	p := problemOf(w.Header(), r, logger, err)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	if err := json.NewEncoder(w).Encode(p); err != nil {
+		logger.DebugContext(r.Context(), "write problem", slog.Any("error", err))
+	}
+}
+
+// problemOf is the problem an error shows as, with the headers that go with
+// it (Location, Retry-After) set in header.
+func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err error) problem {
 	p := problem{Type: "about:blank", Instance: r.URL.Path}
 
 	var (
@@ -68,10 +80,10 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		p.Status, p.Detail = http.StatusNotFound, "no task has this id"
 	case errors.As(err, &conflict):
 		// The task that holds the key, for a client that lost its answer.
-		w.Header().Set("Location", "/v1/tasks/"+strconv.FormatInt(conflict.TaskID, 10))
+		header.Set("Location", "/v1/tasks/"+strconv.FormatInt(conflict.TaskID, 10))
 		p.Status, p.Detail, p.TaskID = http.StatusConflict, err.Error(), conflict.TaskID
 	case errors.As(err, &limit):
-		w.Header().Set("Retry-After", retryAfter(limit.RetryAfter))
+		header.Set("Retry-After", retryAfter(limit.RetryAfter))
 		p.Status, p.Detail = http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
@@ -88,20 +100,14 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		p.Status, p.Detail = http.StatusUnprocessableEntity, "a value in the request cannot be stored: "+dataExceptionCause(err)
 	case isUnavailable(err):
 		logger.WarnContext(r.Context(), "database unavailable", slog.String("path", r.URL.Path), slog.Any("error", err))
-		w.Header().Set("Retry-After", "1")
+		header.Set("Retry-After", "1")
 		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is unavailable or too slow right now; retry shortly"
 	default:
 		logger.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 		p.Status, p.Detail = http.StatusInternalServerError, "an internal error occurred; it has been logged"
 	}
 	p.Title = http.StatusText(p.Status)
-
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(p.Status)
-	if err := json.NewEncoder(w).Encode(p); err != nil {
-		logger.DebugContext(r.Context(), "write problem", slog.Any("error", err))
-	}
+	return p
 }
 
 func isDataException(err error) bool {

@@ -23,13 +23,14 @@ func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, l
 		hub = lv.Hub
 	}
 	mux.Handle("POST /v1/tasks", create)
+	mux.Handle("POST /v1/tasks/batch", handleTaskBatch(logger, tasks))
 	mux.Handle("GET /v1/tasks", handleTaskList(logger, tasks))
-	mux.Handle("GET /v1/tasks/{id}", handleTaskGet(logger, tasks, hub))
+	mux.Handle("GET /v1/tasks/{id}", notBatch(logger, handleTaskGet(logger, tasks, hub)))
 	mux.Handle("POST /v1/tasks/{id}/cancel", handleTaskCancel(logger, tasks))
 	mux.Handle("POST /v1/tasks/{id}/retry", handleTaskRetry(logger, tasks))
 	// Known paths asked with another method: 405 with Allow, not 404.
 	mux.Handle("/v1/tasks", handleMethodNotAllowed(logger, "GET, HEAD, POST"))
-	mux.Handle("/v1/tasks/{id}", handleMethodNotAllowed(logger, "GET, HEAD"))
+	mux.Handle("/v1/tasks/{id}", notBatch(logger, handleMethodNotAllowed(logger, "GET, HEAD")))
 	mux.Handle("/v1/tasks/{id}/cancel", handleMethodNotAllowed(logger, "POST"))
 	mux.Handle("/v1/tasks/{id}/retry", handleMethodNotAllowed(logger, "POST"))
 	mux.Handle("/v1/tasks/{id}/events", handleMethodNotAllowed(logger, "GET"))

@@ -40,6 +40,8 @@ type Service struct {
 	logger    *slog.Logger
 	// maxUnfinished caps each tenant's unfinished tasks; 0: no cap.
 	maxUnfinished int
+	// group coalesces concurrent inserts (batch.go).
+	group *grouper
 }
 
 // ServiceOpts are optional settings for NewService; nil means defaults.
@@ -67,6 +69,11 @@ type ServiceOpts struct {
 	// MaxArgsBytes is the largest args Create accepts (422 beyond).
 	// Defaults to MaxArgsBytes, which is also its ceiling.
 	MaxArgsBytes int
+
+	// BatchMax is the most concurrent Create calls that share one INSERT
+	// statement and commit (group commit, batch.go). Defaults to
+	// DefaultBatchMax; 1 turns group commit off.
+	BatchMax int
 }
 
 // unfinishedRetryAfter is the wait suggested to a tenant at its cap: tasks
@@ -98,6 +105,7 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 		logger:    cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 
 		maxUnfinished: max(opts.MaxUnfinished, 0),
+		group:         newGrouper(client, opts.BatchMax),
 	}
 }
 
@@ -174,7 +182,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 		return nil, false, err
 	}
 
-	job, found, err := s.insert(ctx, p)
+	job, found, err := s.insertGrouped(ctx, p)
 	switch {
 	case errors.Is(err, errKeyTaken):
 		t, err := s.byIdempotencyKey(ctx, p)

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/handoff/handoff/internal/jsonstrict"
+	"github.com/handoff/handoff/internal/task"
+)
+
+// batchBody is the body of POST /v1/tasks/batch: the tasks, each the body
+// POST /v1/tasks takes. It is decoded in one pass; each item's field errors
+// ("tasks[3].args.seconds") become that item's problem.
+type batchBody struct {
+	Tasks []task.CreateRequest `json:"tasks"`
+}
+
+// batchResult is one item's answer: its status as POST /v1/tasks would have
+// answered it, and the task (200, 202) or the problem.
+type batchResult struct {
+	Status  int        `json:"status"`
+	Task    *task.Task `json:"task,omitempty"`
+	Problem *problem   `json:"problem,omitempty"`
+}
+
+type batchResponse struct {
+	Results []batchResult `json:"results"`
+}
+
+// handleTaskBatch serves POST /v1/tasks/batch: 200 with one result per task,
+// in order, each accepted or refused on its own. A malformed envelope (bad
+// JSON, not an object, an unknown field, no tasks or more than
+// task.BulkMax) is one problem for the whole request, and writes nothing.
+func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := queryParams(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		if len(r.Header.Values(idempotencyHeader)) > 0 {
+			writeProblem(w, r, logger, &requestError{
+				status: http.StatusUnprocessableEntity,
+				detail: "the Idempotency-Key header does not apply to a batch; give each task its own idempotency_key in the body",
+				fields: map[string]string{idempotencyHeader: "not accepted on a batch"},
+			})
+			return
+		}
+		body, err := decode[batchBody](r)
+		fields := jsonstrict.FieldsError{}
+		if err != nil && !errors.As(err, &fields) {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		envelope, items := splitBatchFields(fields)
+		switch {
+		case envelope[""] != "":
+			writeProblem(w, r, logger, badRequest("the body "+envelope[""]+`: send a JSON object {"tasks": [...]}`))
+			return
+		case len(envelope) > 0:
+			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the batch is invalid: " + envelope.Error(), fields: envelope})
+			return
+		case len(body.Tasks) == 0 || len(body.Tasks) > task.BulkMax:
+			msg := fmt.Sprintf("must be an array of 1 to %d tasks", task.BulkMax)
+			if len(body.Tasks) > 0 {
+				msg += ", not " + strconv.Itoa(len(body.Tasks))
+			}
+			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the batch is invalid: tasks: " + msg, fields: map[string]string{"tasks": msg}})
+			return
+		}
+
+		results := make([]batchResult, len(body.Tasks))
+		errs := make([]error, len(body.Tasks))
+		var (
+			reqs []task.CreateRequest
+			idx  []int
+		)
+		for i, req := range body.Tasks {
+			switch f := items[i]; {
+			case f[""] != "":
+				errs[i] = &task.ValidationError{Fields: map[string]string{"": "the task " + f[""] + "; send a JSON object"}}
+			case len(f) > 0:
+				errs[i] = withFieldsError(f, tasks.Validate(req))
+			default:
+				reqs = append(reqs, req)
+				idx = append(idx, i)
+			}
+		}
+		if len(reqs) > 0 {
+			for j, res := range tasks.CreateMany(r.Context(), reqs) {
+				i := idx[j]
+				switch {
+				case res.Err != nil:
+					errs[i] = res.Err
+				case res.Created:
+					results[i] = batchResult{Status: http.StatusAccepted, Task: res.Task}
+				default:
+					results[i] = batchResult{Status: http.StatusOK, Task: res.Task}
+				}
+			}
+		}
+
+		// Each refusal is its item's problem. Retry-After, when an item
+		// has one, is the longest.
+		header := http.Header{}
+		answered, failed := false, error(nil)
+		wait := 0
+		for i, err := range errs {
+			if err == nil {
+				answered = true
+				continue
+			}
+			p := problemOf(header, r, logger, err)
+			if p.Status >= http.StatusInternalServerError && failed == nil {
+				failed = err
+			}
+			if s, convErr := strconv.Atoi(header.Get("Retry-After")); convErr == nil {
+				wait = max(wait, s)
+			}
+			header.Del("Retry-After")
+			results[i] = batchResult{Status: p.Status, Problem: &p}
+		}
+		if failed != nil && !answered {
+			// Nothing was written and the server failed: one answer that
+			// says the whole batch may be sent again.
+			writeProblem(w, r, logger, failed)
+			return
+		}
+		if wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(wait))
+		}
+		respond(w, r, logger, http.StatusOK, batchResponse{Results: results})
+	})
+}
+
+// splitBatchFields separates the decoder's field errors of a batch body
+// into the envelope's and each item's, the latter keyed as in a single
+// task's body ("tasks[3].args.seconds" is item 3's "args.seconds").
+func splitBatchFields(fields jsonstrict.FieldsError) (envelope jsonstrict.FieldsError, items map[int]jsonstrict.FieldsError) {
+	envelope, items = jsonstrict.FieldsError{}, map[int]jsonstrict.FieldsError{}
+	for path, msg := range fields {
+		if rest, ok := strings.CutPrefix(path, "tasks["); ok {
+			if n, after, ok := strings.Cut(rest, "]"); ok {
+				if i, err := strconv.Atoi(n); err == nil && (after == "" || after[0] == '.') {
+					if items[i] == nil {
+						items[i] = jsonstrict.FieldsError{}
+					}
+					items[i][strings.TrimPrefix(after, ".")] = msg
+					continue
+				}
+			}
+		}
+		envelope[path] = msg
+	}
+	return envelope, items
+}
+
+// notBatch answers a request for /v1/tasks/batch that a {id} route matched
+// (any method but POST) with 405.
+func notBatch(logger *slog.Logger, next http.Handler) http.Handler {
+	notAllowed := handleMethodNotAllowed(logger, "POST")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "batch" {
+			notAllowed.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
