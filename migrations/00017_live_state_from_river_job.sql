@@ -73,6 +73,8 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     ids bigint[];
+    -- Nobody watching anything, the common case, costs one probe.
+    watching boolean := EXISTS (SELECT 1 FROM task_watch);
 BEGIN
     WITH changed AS (
         UPDATE task_records t SET
@@ -95,7 +97,8 @@ BEGIN
         WHERE t.id = n.id
           -- The fetch is read from river_job by the tasks view; it is copied
           -- only for a watched task, whose watcher is told below.
-          AND (n.state <> 'running' OR n.id IN (SELECT w.task_id FROM task_watch w))
+          AND (n.state <> 'running'
+               OR (watching AND EXISTS (SELECT 1 FROM task_watch w WHERE w.task_id = n.id)))
           AND (t.state IS DISTINCT FROM n.state::text
                OR t.attempt IS DISTINCT FROM n.attempt
                OR t.scheduled_at IS DISTINCT FROM n.scheduled_at
@@ -104,7 +107,7 @@ BEGIN
         RETURNING t.id)
     SELECT array_agg(c.id) INTO ids
     FROM changed c
-    WHERE c.id IN (SELECT w.task_id FROM task_watch w);
+    WHERE watching AND EXISTS (SELECT 1 FROM task_watch w WHERE w.task_id = c.id);
     PERFORM handoff_notify_watchers(ids);
     RETURN NULL;
 END;
