@@ -31,21 +31,12 @@
 -- and read the view by id, and a filter on 'running' starts from river_job,
 -- whose running jobs are bounded by the workers (internal/store/task.sql).
 --
--- And the finish, now the one write per job, updates one index fewer: a list
--- filtered by kind and state walks the tenant's state index or its kind
--- index, whichever the planner expects to be shorter (the lists are planned
--- with their values), instead of an index of its own. Measured: the two kind
--- indexes cost ~11 µs of Postgres CPU per task of a drain
--- (docs/performance.md).
---
 -- Deploying: stop the old replicas before applying this migration, as for
 -- 00010: a binary from before it writes progress and cancel requests with
 -- UPDATE tasks, which a view refuses (CHANGELOG.md, upgrade notes).
 
 -- +goose Up
 ALTER TABLE tasks RENAME TO task_records;
-
-DROP INDEX tasks_tenant_kind_state_id_idx;
 
 -- +goose StatementBegin
 CREATE VIEW tasks AS
@@ -190,19 +181,25 @@ END;
 $$;
 -- +goose StatementEnd
 
--- As in 00011, on task_records.
+-- As in 00011, on task_records, with the job's attempt, and telling the
+-- task's watchers.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION handoff_task_job_deleted() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 BEGIN
+    -- The record may not have seen the job's last fetch: the job says
+    -- which attempt it was on.
     UPDATE task_records SET
-        state       = 'cancelled',
-        finished_at = now(),
-        errors      = errors || jsonb_build_array(jsonb_build_object(
-                          'attempt', OLD.attempt, 'at', now(),
-                          'error', 'job deleted before it finished'))
+        state        = 'cancelled',
+        attempt      = OLD.attempt,
+        max_attempts = OLD.max_attempts,
+        started_at   = OLD.attempted_at,
+        finished_at  = now(),
+        errors       = errors || jsonb_build_array(jsonb_build_object(
+                           'attempt', OLD.attempt, 'at', now(),
+                           'error', 'job deleted before it finished'))
     WHERE id = OLD.id;
     IF FOUND AND EXISTS (SELECT 1 FROM task_watch w WHERE w.task_id = OLD.id) THEN
         PERFORM pg_notify('handoff_task', OLD.id::text);
@@ -213,8 +210,6 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
-CREATE INDEX tasks_tenant_kind_state_id_idx ON task_records (tenant, kind, state, id);
-
 DROP TRIGGER task_records_notify_watchers ON task_records;
 DROP FUNCTION handoff_task_notify_row();
 

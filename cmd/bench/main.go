@@ -142,6 +142,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&opts.tune.fetchPollInterval, "fetch-poll-interval", defaults.FetchPollInterval, "FETCH_POLL_INTERVAL for the server and the River baseline")
 	fs.IntVar(&opts.tune.dbMaxConns, "db-max-conns", defaults.DBMaxConns, "DB_MAX_CONNS for the server, and the pool size of every baseline")
 	fs.IntVar(&opts.clients, "clients", 32, "concurrent clients of the enqueue figures")
+	riverWorkers := fs.String("river-workers", "500,1000,2000,5000", "MaxWorkers settings over which the drain's River baseline is swept (the fastest is the baseline)")
 	opts.tune.serverEnv = envFlag{}
 	fs.Var(opts.tune.serverEnv, "server-env", "KEY=VALUE added to the server's environment only, e.g. GOGC=200 (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -161,7 +162,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 
 	opts.growthClients = []int{1, 8, 32, 64}
-	opts.riverWorkers = []int{500, 1000, 2000, 5000}
+	for w := range strings.SplitSeq(*riverWorkers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-river-workers: %q is not a positive number", w)
+		}
+		opts.riverWorkers = append(opts.riverWorkers, n)
+	}
 	opts.rate = 100
 	opts.sampleEvery = 5
 	opts.pollInterval = 5 * time.Millisecond

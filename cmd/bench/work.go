@@ -29,6 +29,10 @@ const (
 	drainPoll = 50 * time.Millisecond
 )
 
+// riverFetchCooldown is the River baseline's FetchCooldown, as the issue
+// sets it (10 ms, River's fastest on this machine with many workers).
+const riverFetchCooldown = 10 * time.Millisecond
+
 // drainResult is what one drain of a backlog measured (see drain).
 type drainResult struct {
 	backlog   int
@@ -78,7 +82,7 @@ func (d drainResult) String() string {
 // River at its best on this machine draining the same backlog of bare jobs.
 //
 // River's best: one drain at each MaxWorkers of -river-workers (500 to
-// 5000, FETCH_COOLDOWN as the server's), then the fastest setting is the
+// 5000, FetchCooldown 10 ms), then the fastest setting is the
 // baseline. With two rounds the drains then run server, River, River,
 // server, so that a drift of the machine's speed during the phase weighs on
 // both sides alike; the baseline is the mean of those River drains.
@@ -92,6 +96,7 @@ func (b *bench) work(ctx context.Context) error {
 	for _, w := range b.opts.riverWorkers {
 		tune := b.opts.tune
 		tune.workers = w
+		tune.fetchCooldown = riverFetchCooldown
 		res, err := b.drainRiver(ctx, n, b.opts.drainLimit, tune)
 		if err != nil {
 			return err
@@ -107,6 +112,7 @@ func (b *bench) work(ctx context.Context) error {
 	})
 	riverTune := b.opts.tune
 	riverTune.workers = bestWorkers
+	riverTune.fetchCooldown = riverFetchCooldown
 
 	var handoff, alone drainResult
 	for round := range b.opts.workRounds {

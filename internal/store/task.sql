@@ -101,11 +101,22 @@ WHERE id = ANY (ARRAY(
     LIMIT @max))
 ORDER BY id DESC;
 
+-- The running lists walk river_job's running jobs (its fetch index leads
+-- with state), newest first, and keep the tenant's: written as a join, the
+-- planner walks river_job's primary key instead, through every finished job
+-- River keeps (a day's worth), and OFFSET 0 keeps the probe of the record
+-- from being flattened into such a join.
+
 -- name: TaskListPageRunning :many
 SELECT * FROM tasks
 WHERE id = ANY (ARRAY(
-    SELECT j.id FROM river_job j JOIN task_records r ON r.id = j.id
-    WHERE j.state = 'running' AND j.id < @after_id AND r.tenant = @tenant
+    SELECT j.id
+    FROM (SELECT rj.id FROM river_job rj
+          WHERE rj.state = 'running' AND rj.id < @after_id
+          ORDER BY rj.id DESC) j
+    CROSS JOIN LATERAL (SELECT 1 FROM task_records r
+                        WHERE r.id = j.id AND r.tenant = @tenant
+                        OFFSET 0) r
     ORDER BY j.id DESC
     LIMIT @max))
 ORDER BY id DESC;
@@ -113,8 +124,13 @@ ORDER BY id DESC;
 -- name: TaskListPageByKindRunning :many
 SELECT * FROM tasks
 WHERE id = ANY (ARRAY(
-    SELECT j.id FROM river_job j JOIN task_records r ON r.id = j.id
-    WHERE j.state = 'running' AND j.id < @after_id AND r.tenant = @tenant AND r.kind = @kind
+    SELECT j.id
+    FROM (SELECT rj.id FROM river_job rj
+          WHERE rj.state = 'running' AND rj.id < @after_id
+          ORDER BY rj.id DESC) j
+    CROSS JOIN LATERAL (SELECT 1 FROM task_records r
+                        WHERE r.id = j.id AND r.tenant = @tenant AND r.kind = @kind
+                        OFFSET 0) r
     ORDER BY j.id DESC
     LIMIT @max))
 ORDER BY id DESC;

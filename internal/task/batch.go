@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -197,7 +198,7 @@ func (s *Service) insertGrouped(ctx context.Context, p *Prepared) (*rivertype.Jo
 // that led this one is answered now.
 func (g *grouper) fly(s *Service, f *flight) {
 	if len(f.batch) > 0 {
-		g.flush(s, f.batch)
+		g.flushSafely(s, f.batch)
 	}
 	g.mu.Lock()
 	for _, m := range f.batch {
@@ -282,6 +283,22 @@ func (g *grouper) leave(m *member) bool {
 }
 
 // flush sends one statement for batch and sets every member's outcome.
+// flushSafely is flush, with a panic (of River, an insert hook, an args
+// type's MarshalJSON) turned into every member's error: the slot is then
+// released and every waiter answered, and a background flight does not end
+// the process.
+func (g *grouper) flushSafely(s *Service, batch []*member) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logger.Error("a grouped insert panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			for _, m := range batch {
+				m.out = outcome{err: fmt.Errorf("insert job: panic: %v", v)}
+			}
+		}
+	}()
+	g.flush(s, batch)
+}
+
 func (g *grouper) flush(s *Service, batch []*member) {
 	if len(batch) == 1 {
 		// The single-row path, as with group commit off.
@@ -418,13 +435,19 @@ func (s *Service) insertRows(ctx context.Context, ps []*Prepared) (outs []outcom
 // RETURNING's order, so each row is checked against its request and, were
 // one out of place, the rows are matched by content. Requests of equal
 // content are interchangeable: their tasks differ only in id.
+//
+// The check in order leaves args out: what Postgres returns of them is not
+// always what was sent byte for byte or even value for value in Go (jsonb
+// writes 1e400 out as 401 digits, which Go's decoder refuses), and a row
+// the statement committed must never be answered as an error, which a
+// client would send again.
 func matchResults(ps []*Prepared, params []river.InsertManyParams, res []*rivertype.JobInsertResult) ([]*rivertype.JobInsertResult, bool) {
 	if len(res) != len(ps) {
 		return nil, false
 	}
 	inOrder := true
 	for i := range ps {
-		if !sameRow(ps[i], params[i].InsertOpts, res[i].Job) {
+		if !sameRow(ps[i], params[i].InsertOpts, res[i].Job, false) {
 			inOrder = false
 			break
 		}
@@ -436,7 +459,7 @@ func matchResults(ps []*Prepared, params []river.InsertManyParams, res []*rivert
 	used := make([]bool, len(res))
 	for i := range ps {
 		for j, r := range res {
-			if !used[j] && sameRow(ps[i], params[i].InsertOpts, r.Job) {
+			if !used[j] && sameRow(ps[i], params[i].InsertOpts, r.Job, true) {
 				out[i], used[j] = r, true
 				break
 			}
@@ -449,13 +472,13 @@ func matchResults(ps []*Prepared, params []river.InsertManyParams, res []*rivert
 }
 
 // sameRow reports whether job is the row inserted for p: the same kind,
-// queue, priority, attempts, args and Handoff metadata (tenant, key, run_at,
-// callback URL).
-func sameRow(p *Prepared, opts *river.InsertOpts, job *rivertype.JobRow) bool {
+// queue, priority, attempts, Handoff metadata (tenant, key, run_at, callback
+// URL) and, with args set, args.
+func sameRow(p *Prepared, opts *river.InsertOpts, job *rivertype.JobRow, args bool) bool {
 	if job == nil || job.Kind != p.Kind || job.Queue != opts.Queue || job.Priority != opts.Priority || job.MaxAttempts != opts.MaxAttempts {
 		return false
 	}
-	if !sameJSON(job.EncodedArgs, p.EncodedArgs) {
+	if args && !sameJSON(job.EncodedArgs, p.EncodedArgs) {
 		return false
 	}
 	// Each metadata value as jsonb prints it ("key": "value"), found in the

@@ -2,6 +2,7 @@ package task
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,8 +66,18 @@ func TestMatchResults(t *testing.T) {
 	}
 
 	// The keyed row is not the unkeyed request's of the same tenant.
-	require.False(t, sameRow(ps[0], params[0].InsertOpts, rows[2].Job))
-	require.True(t, sameRow(ps[2], params[2].InsertOpts, rows[2].Job))
+	require.False(t, sameRow(ps[0], params[0].InsertOpts, rows[2].Job, true))
+	require.True(t, sameRow(ps[2], params[2].InsertOpts, rows[2].Job, true))
+
+	// Args as Postgres writes them back may not decode in Go as sent (a
+	// number beyond float64: jsonb spells 1e400 out in 401 digits). In
+	// order, the row is still the request's: it was committed, and must
+	// not be answered as an error.
+	spelled := *rows[4].Job
+	spelled.EncodedArgs = []byte(`{"seconds": 1` + strings.Repeat("0", 400) + `}`)
+	got, ok = matchResults(ps, params, []*rivertype.JobInsertResult{rows[0], rows[1], rows[2], rows[3], {Job: &spelled}})
+	require.True(t, ok)
+	require.Equal(t, int64(104), got[4].Job.ID)
 
 	_, ok = matchResults(ps, params, rows[:len(rows)-1])
 	require.False(t, ok, "a row missing")

@@ -120,4 +120,31 @@ func TestLiveState(t *testing.T) {
 		require.Equal(t, "running", got.State)
 		require.Equal(t, []int64{created.ID}, listIDs(t, bundle, task.ListParams{State: "running"}))
 	})
+
+	t.Run("DeletedWhileRunningKeepsItsAttempt", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t, false)
+
+		created, _, err := bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "sleep", Args: sleepArgs(3600, 0)})
+		require.NoError(t, err)
+		// An unwatched fetch, which the record does not see, then a
+		// delete of the running job by SQL (River's JobDelete refuses
+		// running jobs).
+		_, err = bundle.pool.Exec(t.Context(), `
+			UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(),
+				attempted_by = array_append(attempted_by, 'test')
+			WHERE id = $1`, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, record{State: "available", Attempt: 0, Started: false}, readRecord(t, bundle, created.ID))
+		_, err = bundle.pool.Exec(t.Context(), `DELETE FROM river_job WHERE id = $1`, created.ID)
+		require.NoError(t, err)
+
+		got, err := bundle.svc.Get(t.Context(), created.ID)
+		require.NoError(t, err)
+		require.Equal(t, "cancelled", got.State)
+		require.Equal(t, 1, got.Attempt)
+		require.NotNil(t, got.StartedAt)
+		require.Len(t, got.Errors, 1)
+		require.Equal(t, 1, got.Errors[0].Attempt)
+	})
 }
