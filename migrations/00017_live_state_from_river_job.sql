@@ -31,9 +31,9 @@
 -- and read the view by id, and a filter on 'running' starts from river_job,
 -- whose running jobs are bounded by the workers (internal/store/task.sql).
 --
--- Deploying: stop the old replicas before applying this migration, as for
--- 00010: a binary from before it writes progress and cancel requests with
--- UPDATE tasks, which a view refuses (CHANGELOG.md, upgrade notes).
+-- Deploying: rolling-safe. A binary from before it reads tasks as before,
+-- and writes progress and cancel requests with UPDATE tasks, which the
+-- view's INSTEAD OF trigger takes to task_records.
 
 -- +goose Up
 ALTER TABLE tasks RENAME TO task_records;
@@ -50,6 +50,41 @@ SELECT r.id, r.kind, r.queue, r.priority, r.args,
 FROM task_records r
 LEFT JOIN river_job j ON j.id = r.id AND r.state = 'available' AND j.state = 'running';
 -- +goose StatementEnd
+
+-- A binary from before this version writes progress and cancel requests
+-- with UPDATE tasks (and would during a rolling deploy): the view takes
+-- those two columns to the record. Any other change through the view is
+-- refused, naming the table to write.
+-- +goose StatementBegin
+CREATE FUNCTION handoff_tasks_view_update() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF (NEW.id, NEW.kind, NEW.queue, NEW.priority, NEW.args, NEW.state, NEW.attempt,
+        NEW.max_attempts, NEW.errors, NEW.result, NEW.idempotency_key, NEW.request_hash,
+        NEW.created_at, NEW.scheduled_at, NEW.started_at, NEW.finished_at, NEW.tenant,
+        NEW.callback_url)
+       IS DISTINCT FROM
+       (OLD.id, OLD.kind, OLD.queue, OLD.priority, OLD.args, OLD.state, OLD.attempt,
+        OLD.max_attempts, OLD.errors, OLD.result, OLD.idempotency_key, OLD.request_hash,
+        OLD.created_at, OLD.scheduled_at, OLD.started_at, OLD.finished_at, OLD.tenant,
+        OLD.callback_url) THEN
+        RAISE EXCEPTION 'tasks is a view: only progress and cancel_requested_at may be updated through it'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Handoff keeps task_records; River changes tasks through river_job.';
+    END IF;
+    UPDATE task_records SET progress = NEW.progress, cancel_requested_at = NEW.cancel_requested_at
+    WHERE id = OLD.id;
+    RETURN NEW;
+END;
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER tasks_update
+    INSTEAD OF UPDATE ON tasks
+    FOR EACH ROW
+    EXECUTE FUNCTION handoff_tasks_view_update();
 
 COMMENT ON VIEW tasks IS 'One row per accepted task, with its live state: the durable record (task_records) overlaid with its River job while the job runs. Read tasks; Handoff writes task_records.';
 
@@ -210,6 +245,8 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP TRIGGER tasks_update ON tasks;
+DROP FUNCTION handoff_tasks_view_update();
 DROP TRIGGER task_records_notify_watchers ON task_records;
 DROP FUNCTION handoff_task_notify_row();
 

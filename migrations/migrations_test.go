@@ -200,7 +200,7 @@ func requireUp(ctx context.Context, t *testing.T, bundle *testBundle) {
 		"handoff_task_sync", "handoff_task_job_deleted", "handoff_task_insert",
 		"handoff_job_attempt_mismatch", "handoff_job_attempt_start",
 		"handoff_job_request_hash", "handoff_task_callback",
-		"handoff_task_notify_row", "handoff_notify_watchers",
+		"handoff_task_notify_row", "handoff_notify_watchers", "handoff_tasks_view_update",
 	}, queryStrings(ctx, t, bundle.pool, `
 		SELECT proname FROM pg_proc
 		WHERE proname LIKE 'handoff\_%' AND EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%')`))

@@ -44,8 +44,11 @@ func (q *Queries) TaskWatchDeleteByOwner(ctx context.Context, db DBTX, owner str
 
 const taskWatchInsert = `-- name: TaskWatchInsert :exec
 
-INSERT INTO task_watch (task_id, owner) VALUES ($1, $2)
-ON CONFLICT (task_id, owner) DO UPDATE SET seen_at = now()
+WITH watched AS (
+    INSERT INTO task_watch (task_id, owner) VALUES ($1, $2)
+    ON CONFLICT (task_id, owner) DO UPDATE SET seen_at = now()
+    RETURNING task_id)
+SELECT 1 FROM river_job j, watched w WHERE j.id = w.task_id FOR SHARE OF j
 `
 
 type TaskWatchInsertParams struct {
@@ -55,6 +58,14 @@ type TaskWatchInsertParams struct {
 
 // Watches of live task events (migration 00013): a row per task and process
 // while the process streams that task to a client.
+// TaskWatchInsert also waits for a change of the task's job that is being
+// committed now, and holds the job's row until the watch commits: a change
+// either commits before the watch (the read that follows Subscribe sees it)
+// or starts after it (and its trigger sees the watch and notifies). Without
+// it, a fetch whose trigger ran just before the watch committed, but which
+// committed just after the read, was heard of only at the task's next change
+// (migration 00017 copies a fetch only for a watched task). River's fetch
+// skips a locked row (SKIP LOCKED) and takes it at its next fetch.
 func (q *Queries) TaskWatchInsert(ctx context.Context, db DBTX, arg TaskWatchInsertParams) error {
 	_, err := db.Exec(ctx, taskWatchInsert, arg.TaskID, arg.Owner)
 	return err

@@ -147,4 +147,41 @@ func TestLiveState(t *testing.T) {
 		require.Len(t, got.Errors, 1)
 		require.Equal(t, 1, got.Errors[0].Attempt)
 	})
+
+	t.Run("OldBinaryWritesThroughView", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t, false)
+
+		created, _, err := bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "sleep", Args: sleepArgs(3600, 0)})
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(t.Context(), `
+			UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(),
+				attempted_by = array_append(attempted_by, 'test')
+			WHERE id = $1`, created.ID)
+		require.NoError(t, err)
+
+		// What a binary from before migration 00017 sends (its
+		// TaskProgressUpdateRunning and TaskCancelRequestedSet), during a
+		// rolling deploy: the view's running state and attempt decide.
+		tag, err := bundle.pool.Exec(t.Context(),
+			`UPDATE tasks SET progress = '{"done": 1, "total": 2, "message": ""}' WHERE id = $1 AND state = 'running' AND attempt = 1`, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), tag.RowsAffected())
+		tag, err = bundle.pool.Exec(t.Context(),
+			`UPDATE tasks SET progress = '{"done": 2, "total": 2, "message": ""}' WHERE id = $1 AND state = 'running' AND attempt = 2`, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(0), tag.RowsAffected(), "another attempt's report")
+		_, err = bundle.pool.Exec(t.Context(),
+			`UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1`, created.ID)
+		require.NoError(t, err)
+		got, err := bundle.svc.Get(t.Context(), created.ID)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"done": 1, "total": 2, "message": ""}`, string(got.Progress))
+		require.NotNil(t, got.CancelRequestedAt)
+
+		// Anything else through the view is refused, and changes nothing.
+		_, err = bundle.pool.Exec(t.Context(), `UPDATE tasks SET state = 'completed' WHERE id = $1`, created.ID)
+		require.ErrorContains(t, err, "only progress and cancel_requested_at")
+		require.Equal(t, record{State: "available", Attempt: 0, Started: false}, readRecord(t, bundle, created.ID))
+	})
 }
