@@ -162,4 +162,54 @@ func TestHub(t *testing.T) {
 		}, 10*time.Second, 10*time.Millisecond, "the watch is registered again after the reconnect")
 		require.NotEqual(t, pid, b.hub.ListenerPID())
 	})
+
+	// A fetch whose trigger ran before the watch existed, and which commits
+	// after it: Subscribe waits for that commit, so the read that follows
+	// it sees the job running (no NOTIFY will ever tell of it: migration
+	// 00017 copies a fetch only for a watched task).
+	t.Run("SubscribeWaitsForAChangeBeingCommitted", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := setup(t, nil)
+
+		var id int64
+		require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, metadata, tags)
+			VALUES ('{}', 'noop', 25, 1, 'default', 'available', '{}', '{}') RETURNING id`).Scan(&id))
+		fetch, err := b.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = fetch.Rollback(context.WithoutCancel(ctx)) }()
+		_, err = fetch.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() WHERE id = $1`, id)
+		require.NoError(t, err)
+
+		type seen struct {
+			state string
+			err   error
+		}
+		got := make(chan seen, 1)
+		go func() {
+			sub, err := b.hub.Subscribe(ctx, id)
+			if err != nil {
+				got <- seen{err: err}
+				return
+			}
+			defer sub.Close()
+			var s seen
+			s.err = b.pool.QueryRow(ctx, `SELECT state FROM tasks WHERE id = $1`, id).Scan(&s.state)
+			got <- s
+		}()
+		// Commit the fetch once the watch waits for it (a backend of this
+		// database waiting on a lock), not before: committing early would
+		// prove nothing.
+		require.Eventually(t, func() bool {
+			var waiting bool
+			err := b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%task_watch%')`).Scan(&waiting)
+			require.NoError(t, err)
+			return waiting
+		}, 10*time.Second, 5*time.Millisecond, "the watch never waited for the fetch being committed")
+		require.NoError(t, fetch.Commit(ctx))
+		s := <-got
+		require.NoError(t, s.err)
+		require.Equal(t, "running", s.state)
+	})
 }
