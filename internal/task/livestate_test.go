@@ -29,6 +29,15 @@ func TestLiveState(t *testing.T) {
 			`SELECT state, attempt, started_at IS NOT NULL FROM task_records WHERE id = $1`, id).Scan(&r.State, &r.Attempt, &r.Started))
 		return r
 	}
+	// fetchByHand moves a job to running as River's fetch does.
+	fetchByHand := func(t *testing.T, bundle *testBundle, id int64) {
+		t.Helper()
+		_, err := bundle.pool.Exec(t.Context(), `
+			UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(),
+				attempted_by = array_append(attempted_by, 'test')
+			WHERE id = $1`, id)
+		require.NoError(t, err)
+	}
 	listIDs := func(t *testing.T, bundle *testBundle, params task.ListParams) []int64 {
 		t.Helper()
 		tasks, _, err := bundle.svc.List(t.Context(), params)
@@ -108,11 +117,7 @@ func TestLiveState(t *testing.T) {
 		require.NoError(t, err)
 
 		// River's fetch, as the producer runs it, on this database.
-		_, err = bundle.pool.Exec(t.Context(), `
-			UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(),
-				attempted_by = array_append(attempted_by, 'test')
-			WHERE id = $1`, created.ID)
-		require.NoError(t, err)
+		fetchByHand(t, bundle, created.ID)
 
 		require.Equal(t, record{State: "running", Attempt: 1, Started: true}, readRecord(t, bundle, created.ID))
 		got, err := bundle.svc.Get(t.Context(), created.ID)
@@ -130,11 +135,7 @@ func TestLiveState(t *testing.T) {
 		// An unwatched fetch, which the record does not see, then a
 		// delete of the running job by SQL (River's JobDelete refuses
 		// running jobs).
-		_, err = bundle.pool.Exec(t.Context(), `
-			UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(),
-				attempted_by = array_append(attempted_by, 'test')
-			WHERE id = $1`, created.ID)
-		require.NoError(t, err)
+		fetchByHand(t, bundle, created.ID)
 		require.Equal(t, record{State: "available", Attempt: 0, Started: false}, readRecord(t, bundle, created.ID))
 		_, err = bundle.pool.Exec(t.Context(), `DELETE FROM river_job WHERE id = $1`, created.ID)
 		require.NoError(t, err)
@@ -154,11 +155,7 @@ func TestLiveState(t *testing.T) {
 
 		created, _, err := bundle.svc.Create(t.Context(), task.CreateRequest{Kind: "sleep", Args: sleepArgs(3600, 0)})
 		require.NoError(t, err)
-		_, err = bundle.pool.Exec(t.Context(), `
-			UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = now(),
-				attempted_by = array_append(attempted_by, 'test')
-			WHERE id = $1`, created.ID)
-		require.NoError(t, err)
+		fetchByHand(t, bundle, created.ID)
 
 		// What a binary from before migration 00017 sends (its
 		// TaskProgressUpdateRunning and TaskCancelRequestedSet), during a
