@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -39,6 +40,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	cfg, err := config.Parse(getenv)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// The runtime applied a GOGC of the process's environment itself;
+		// without one, Handoff's measured default.
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	logger := newLogger(cfg, stderr)
 

@@ -53,6 +53,8 @@ type Config struct {
 	FetchCooldown       time.Duration
 	FetchPollInterval   time.Duration
 	InlineCompleteBelow int
+	// GCPercent is the Go GC target serve runs with (GOGC; -1 is off).
+	GCPercent int
 	DBMaxConns          int
 	RequestTimeout      time.Duration
 	CompletedRetention  time.Duration
@@ -87,6 +89,10 @@ type Config struct {
 // MaxWorkers is River's limit on a queue's MaxWorkers: a client above it
 // does not start.
 const MaxWorkers = river.QueueNumWorkersMax
+
+// DefaultGCPercent is the GOGC serve sets when the environment sets none:
+// fewer collections for a larger heap (docs/performance.md, "GOGC").
+const DefaultGCPercent = 400
 
 // DefaultWorkers is WORKERS when unset: 250 per CPU, within River's limit,
 // so that a many-core host without WORKERS still starts.
