@@ -54,19 +54,19 @@ type Config struct {
 	FetchPollInterval   time.Duration
 	InlineCompleteBelow int
 	// GCPercent is the Go GC target serve runs with (GOGC; -1 is off).
-	GCPercent int
-	DBMaxConns          int
-	RequestTimeout      time.Duration
-	CompletedRetention  time.Duration
-	LogLevel            slog.Level
-	LogFormat           string
-	AdminUser           string
-	AdminPassword       string
-	AdminReadOnly       bool
-	MetricsEnabled      bool
-	MetricsPublic       bool
-	MetricsInterval     time.Duration
-	TracesExporter      string
+	GCPercent          int
+	DBMaxConns         int
+	RequestTimeout     time.Duration
+	CompletedRetention time.Duration
+	LogLevel           slog.Level
+	LogFormat          string
+	AdminUser          string
+	AdminPassword      string
+	AdminReadOnly      bool
+	MetricsEnabled     bool
+	MetricsPublic      bool
+	MetricsInterval    time.Duration
+	TracesExporter     string
 
 	// WebhookSecret signs http tasks and callbacks (Standard Webhooks);
 	// WebhookSecretPrevious signs too during a rotation. Zero: unsigned.
