@@ -209,17 +209,23 @@ func (l *ledger) check(t *testing.T, pool *pgxpool.Pool, scenario string, faultA
 }
 
 // auditResults records every write of a task's result, so that a result
-// written twice would show.
+// written twice would show. The table is task_records since migration
+// 00017 and tasks before it (a rolling deploy starts there); a trigger
+// follows its table through the rename.
 func auditResults(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	_, err := pool.Exec(t.Context(), `
 		CREATE TABLE IF NOT EXISTS result_audit (task_id bigint NOT NULL, result jsonb NOT NULL);
 		CREATE OR REPLACE FUNCTION audit_result() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN INSERT INTO result_audit VALUES (NEW.id, NEW.result); RETURN NULL; END $$;
-		DROP TRIGGER IF EXISTS audit_result ON task_records;
-		CREATE TRIGGER audit_result AFTER UPDATE ON task_records FOR EACH ROW
-			WHEN (NEW.result IS NOT NULL AND OLD.result IS DISTINCT FROM NEW.result)
-			EXECUTE FUNCTION audit_result();`)
+		DO $$
+		DECLARE records regclass := coalesce(to_regclass('task_records'), to_regclass('tasks'));
+		BEGIN
+			EXECUTE format('DROP TRIGGER IF EXISTS audit_result ON %s', records);
+			EXECUTE format('CREATE TRIGGER audit_result AFTER UPDATE ON %s FOR EACH ROW
+				WHEN (NEW.result IS NOT NULL AND OLD.result IS DISTINCT FROM NEW.result)
+				EXECUTE FUNCTION audit_result()', records);
+		END $$;`)
 	require.NoError(t, err)
 }
 
