@@ -5,7 +5,11 @@
 // its own job (JobDiscardTx), the metadata keys
 // Handoff writes (MetadataKey...), and the Go projection of a job into its
 // tasks row (TaskRow). The SQL half of the seam, the triggers on river_job,
-// is in migrations/ (00009, 00010, 00011, 00012). The conformance suite in this
+// is in migrations/ (00009, 00010, 00011, 00012, 00017). Since 00017 the
+// record is the table task_records, which the triggers write at every
+// change but a job's fetch, and tasks is the view that overlays a running
+// job's state from river_job; it relies on assumption 8 (a fetch is the one
+// transition to 'running', from 'available'). The conformance suite in this
 // package's tests drives every River transition and checks that the tasks
 // row agrees with river_job; it is the first thing to run after a River
 // upgrade (CHANGELOG.md, "River upgrade checklist").
