@@ -124,8 +124,10 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 			results[i] = batchResult{Status: p.Status, Problem: &p}
 		}
 		if failed != nil && !answered {
-			// Nothing was written and the server failed: one answer that
-			// says the whole batch may be sent again.
+			// No task was accepted and the server failed: one answer for
+			// the batch. As for a single create answered 503, a task without
+			// a key may have been written if the answer was lost; with keys
+			// the batch can be sent again safely.
 			writeProblem(w, r, logger, failed)
 			return
 		}
