@@ -140,7 +140,8 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 
 // splitBatchFields separates the decoder's field errors of a batch body
 // into the envelope's and each item's, the latter keyed as in a single
-// task's body ("tasks[3].args.seconds" is item 3's "args.seconds").
+// task's body ("tasks[3].args.seconds" is item 3's "args.seconds"; an error
+// of item 3 itself keeps "tasks[3]").
 func splitBatchFields(fields jsonstrict.FieldsError) (envelope jsonstrict.FieldsError, items map[int]jsonstrict.FieldsError) {
 	envelope, items = jsonstrict.FieldsError{}, map[int]jsonstrict.FieldsError{}
 	for path, msg := range fields {
@@ -150,7 +151,13 @@ func splitBatchFields(fields jsonstrict.FieldsError) (envelope jsonstrict.Fields
 					if items[i] == nil {
 						items[i] = jsonstrict.FieldsError{}
 					}
-					items[i][strings.TrimPrefix(after, ".")] = msg
+					key := strings.TrimPrefix(after, ".")
+					if key == "" {
+						// The item itself (not an object): named by its
+						// place in the batch, not by an empty field.
+						key = "tasks[" + n + "]"
+					}
+					items[i][key] = msg
 					continue
 				}
 			}
