@@ -271,6 +271,8 @@ BEGIN
     IF ids IS NULL THEN
         RETURN NULL;
     END IF;
+    -- 400 ids of at most 19 digits and a comma stay under the 8000-byte
+    -- payload limit.
     FOR i IN 1 .. cardinality(ids) BY 400 LOOP
         PERFORM pg_notify('handoff_task', array_to_string(ids[i:i + 399], ','));
     END LOOP;
@@ -309,8 +311,10 @@ BEGIN
         errors       = coalesce(to_jsonb(n.errors), '[]'::jsonb),
         result       = CASE WHEN n.state = 'completed'
                             THEN n.metadata -> 'output' END,
+        -- A task waiting for its next attempt has no progress yet.
         progress     = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
                             THEN NULL ELSE tasks.progress END,
+        -- Nor a cancel request: that was for an attempt that has ended.
         cancel_requested_at = CASE WHEN n.state IN ('available', 'scheduled', 'pending', 'retryable')
                                    THEN NULL ELSE tasks.cancel_requested_at END,
         scheduled_at = n.scheduled_at,
