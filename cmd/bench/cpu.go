@@ -26,6 +26,40 @@ func (c cpuTimes) sub(o cpuTimes) cpuTimes {
 	return cpuTimes{postgres: c.postgres - o.postgres, server: c.server - o.server, bench: c.bench - o.bench}
 }
 
+func (c cpuTimes) add(o cpuTimes) cpuTimes {
+	return cpuTimes{postgres: c.postgres + o.postgres, server: c.server + o.server, bench: c.bench + o.bench}
+}
+
+// cpuMeter measures the CPU (sampleCPU) of one window: from startCPU to
+// its stop.
+type cpuMeter struct {
+	db    string
+	pid   int
+	start cpuTimes
+	// used is what the window used, once stopped.
+	used cpuTimes
+}
+
+// startCPU starts a window over the backends of database db, the process
+// pid (0 for none) and the bench.
+func startCPU(db string, pid int) (*cpuMeter, error) {
+	start, err := sampleCPU(db, pid)
+	if err != nil {
+		return nil, err
+	}
+	return &cpuMeter{db: db, pid: pid, start: start}, nil
+}
+
+// stop ends the window.
+func (m *cpuMeter) stop() error {
+	end, err := sampleCPU(m.db, m.pid)
+	if err != nil {
+		return err
+	}
+	m.used = end.sub(m.start)
+	return nil
+}
+
 // perTask formats the CPU per task of a window that did n tasks.
 func (c cpuTimes) perTask(n int) string {
 	if n == 0 {

@@ -94,7 +94,7 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	// measure runs one window of load against s and adds where its CPU
 	// went to cpu.
 	measure := func(cpu *cpuTimes, s *server, load func() (loadResult, error)) (loadResult, error) {
-		before, err := sampleCPU(cfg.Database, s.cmd.Process.Pid)
+		m, err := startCPU(cfg.Database, s.cmd.Process.Pid)
 		if err != nil {
 			return loadResult{}, err
 		}
@@ -102,14 +102,10 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		if err != nil {
 			return loadResult{}, err
 		}
-		after, err := sampleCPU(cfg.Database, s.cmd.Process.Pid)
-		if err != nil {
+		if err := m.stop(); err != nil {
 			return loadResult{}, err
 		}
-		used := after.sub(before)
-		cpu.postgres += used.postgres
-		cpu.server += used.server
-		cpu.bench += used.bench
+		*cpu = cpu.add(m.used)
 		return res, nil
 	}
 

@@ -114,20 +114,17 @@ func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainRe
 			}
 		}
 	}
-	before, err := sampleCPU(db, srv.cmd.Process.Pid)
+	cpu, err := startCPU(db, srv.cmd.Process.Pid)
 	if err != nil {
 		return drainResult{}, cpuTimes{}, err
 	}
 	if err := loadBacklog(ctx, pool, n); err != nil {
 		return drainResult{}, cpuTimes{}, err
 	}
-	var used cpuTimes
 	res, err := drain(ctx, pool, n, b.opts.drainLimit, func() error {
-		after, err := sampleCPU(db, srv.cmd.Process.Pid)
-		if err != nil {
+		if err := cpu.stop(); err != nil {
 			return err
 		}
-		used = after.sub(before)
 		stopStreams()
 		return b.servers.stop(srv)
 	})
@@ -138,8 +135,8 @@ func (b *bench) drainWithStreams(ctx context.Context, n, streams int) (_ drainRe
 		return drainResult{}, cpuTimes{}, err
 	}
 	b.logger.Info("live drain", slog.Int("backlog", n), slog.Int("idle_streams", streams), slog.Float64("per_s", res.rate()),
-		slog.String("cpu_per_task", used.perTask(res.completed)))
-	return res, used, nil
+		slog.String("cpu_per_task", cpu.used.perTask(res.completed)))
+	return res, cpu.used, nil
 }
 
 // eventLatency offers 1 s sleep tasks at the latency phase's rate, each
@@ -216,10 +213,6 @@ func (b *bench) eventLatency(ctx context.Context) (err error) {
 		target: "≤ 50 ms",
 	}, p99 <= 50*time.Millisecond)
 	return nil
-}
-
-func (c cpuTimes) add(o cpuTimes) cpuTimes {
-	return cpuTimes{postgres: c.postgres + o.postgres, server: c.server + o.server, bench: c.bench + o.bench}
 }
 
 // streamResult is what one stream delivered: the latencies of its state

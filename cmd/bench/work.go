@@ -58,7 +58,7 @@ func (d *drainResult) add(o drainResult) {
 	d.completed += o.completed
 	d.elapsed += o.elapsed
 	d.partial = d.partial || o.partial
-	d.cpu = cpuTimes{postgres: d.cpu.postgres + o.cpu.postgres, server: d.cpu.server + o.cpu.server, bench: d.cpu.bench + o.cpu.bench}
+	d.cpu = d.cpu.add(o.cpu)
 }
 
 // cpuPerTask is the CPU per completed task, all processes together.
@@ -187,27 +187,22 @@ func (b *bench) drainServer(ctx context.Context, n int, limit time.Duration, env
 		return drainResult{}, err
 	}
 	defer func() { err = errors.Join(err, b.servers.stop(srv)) }()
-	dbName := pool.Config().ConnConfig.Database
-	pid := srv.cmd.Process.Pid
-	before, err := sampleCPU(dbName, pid)
+	cpu, err := startCPU(pool.Config().ConnConfig.Database, srv.cmd.Process.Pid)
 	if err != nil {
 		return drainResult{}, err
 	}
-	var used cpuTimes
 	// Stopping with SIGTERM lets running tasks finish and River flush its
 	// completer, so the counts are final.
 	res, err := drain(ctx, pool, n, limit, func() error {
-		after, err := sampleCPU(dbName, pid)
-		if err != nil {
+		if err := cpu.stop(); err != nil {
 			return err
 		}
-		used = after.sub(before)
 		return b.servers.stop(srv)
 	})
 	if err != nil {
 		return drainResult{}, err
 	}
-	res.cpu = used
+	res.cpu = cpu.used
 	once, err := verifyOnce(ctx, pool, n, res.partial)
 	if err != nil {
 		return drainResult{}, err
@@ -265,7 +260,7 @@ func (b *bench) drainRiver(ctx context.Context, n int, limit time.Duration, tune
 	if err != nil {
 		return drainResult{}, err
 	}
-	before, err := sampleCPU(pool.Config().ConnConfig.Database, 0)
+	cpu, err := startCPU(pool.Config().ConnConfig.Database, 0)
 	if err != nil {
 		return drainResult{}, err
 	}
@@ -278,20 +273,17 @@ func (b *bench) drainRiver(ctx context.Context, n int, limit time.Duration, tune
 			err = errors.Join(err, stopRiver(client))
 		}
 	}()
-	var used cpuTimes
 	res, err := drain(ctx, pool, n, limit, func() error {
-		after, err := sampleCPU(pool.Config().ConnConfig.Database, 0)
-		if err != nil {
+		if err := cpu.stop(); err != nil {
 			return err
 		}
-		used = after.sub(before)
 		stopped = true
 		return stopRiver(client)
 	})
 	if err != nil {
 		return drainResult{}, err
 	}
-	res.cpu = used
+	res.cpu = cpu.used
 	b.logger.Info("River drain", slog.Int("backlog", n), slog.Int("workers", tune.workers), slog.Float64("per_s", res.rate()),
 		slog.String("cpu", res.cpu.perTask(res.completed)), slog.Bool("partial", res.partial))
 	return res, nil

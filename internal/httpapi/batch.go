@@ -81,7 +81,9 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 		for i, req := range body.Tasks {
 			switch f := items[i]; {
 			case f[""] != "":
-				errs[i] = &task.ValidationError{Fields: map[string]string{"": "the task " + f[""] + "; send a JSON object"}}
+				// The item itself is not an object: named by its place
+				// in the batch, not by an empty field.
+				errs[i] = &task.ValidationError{Fields: map[string]string{fmt.Sprintf("tasks[%d]", i): "the task " + f[""] + "; send a JSON object"}}
 			case len(f) > 0:
 				errs[i] = withFieldsError(f, tasks.Validate(req))
 			default:
@@ -141,7 +143,7 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 // splitBatchFields separates the decoder's field errors of a batch body
 // into the envelope's and each item's, the latter keyed as in a single
 // task's body ("tasks[3].args.seconds" is item 3's "args.seconds"; an error
-// of item 3 itself keeps "tasks[3]").
+// of item 3 itself is its "").
 func splitBatchFields(fields jsonstrict.FieldsError) (envelope jsonstrict.FieldsError, items map[int]jsonstrict.FieldsError) {
 	envelope, items = jsonstrict.FieldsError{}, map[int]jsonstrict.FieldsError{}
 	for path, msg := range fields {
@@ -151,13 +153,7 @@ func splitBatchFields(fields jsonstrict.FieldsError) (envelope jsonstrict.Fields
 					if items[i] == nil {
 						items[i] = jsonstrict.FieldsError{}
 					}
-					key := strings.TrimPrefix(after, ".")
-					if key == "" {
-						// The item itself (not an object): named by its
-						// place in the batch, not by an empty field.
-						key = "tasks[" + n + "]"
-					}
-					items[i][key] = msg
+					items[i][strings.TrimPrefix(after, ".")] = msg
 					continue
 				}
 			}

@@ -84,6 +84,7 @@ func TestTaskBatch(t *testing.T) {
 		require.Equal(t, http.StatusUnprocessableEntity, res[5].Status, "an item that is not an object")
 		require.Contains(t, res[5].Problem.Errors, "tasks[5]", "named by its place, not by an empty field")
 		require.NotContains(t, res[5].Problem.Errors, "")
+		require.Contains(t, res[5].Problem.Detail, "tasks[5]: the task must be an object")
 		require.Equal(t, http.StatusAccepted, res[6].Status)
 		require.Equal(t, http.StatusOK, res[7].Status, "same request, defaults spelled out")
 		require.Equal(t, res[6].Task.ID, res[7].Task.ID)

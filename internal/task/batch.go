@@ -79,8 +79,8 @@ const (
 	// args may be up to 1 MiB): a statement that has more goes in two.
 	batchMaxBytes = 4 << 20
 
-	// lookupTimeout bounds the key lookups after a statement whose answer
-	// was lost, as Service.insert's.
+	// lookupTimeout bounds the key lookup after an insert whose answer
+	// was lost (Service.afterLostAnswer).
 	lookupTimeout = 2 * time.Second
 )
 
@@ -282,7 +282,6 @@ func (g *grouper) leave(m *member) bool {
 	return true
 }
 
-// flush sends one statement for batch and sets every member's outcome.
 // flushSafely is flush, with a panic (of River, an insert hook, an args
 // type's MarshalJSON) turned into every member's error: the slot is then
 // released and every waiter answered, and a background flight does not end
@@ -299,6 +298,7 @@ func (g *grouper) flushSafely(s *Service, batch []*member) {
 	g.flush(s, batch)
 }
 
+// flush sends one statement for batch and sets every member's outcome.
 func (g *grouper) flush(s *Service, batch []*member) {
 	if len(batch) == 1 {
 		// The single-row path, as with group commit off.
@@ -394,16 +394,8 @@ func (s *Service) insertRows(ctx context.Context, ps []*Prepared) (outs []outcom
 	default:
 		// No answer: the INSERT may have committed. Keys tell, as in
 		// Service.insert; the others get the error.
-		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
-		defer cancel()
 		for i, p := range ps {
-			if p.IdempotencyKey != nil {
-				if row, lookErr := s.queries.TaskGetByIdempotencyKeyForRequest(lookCtx, s.pool, byKeyParams(p)); lookErr == nil {
-					outs[i].found = row
-					continue
-				}
-			}
-			outs[i].err = fmt.Errorf("insert job: %w", err)
+			outs[i].found, outs[i].err = s.afterLostAnswer(ctx, p, err)
 		}
 		return outs, nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/riverqueue/river/rivertype"
 
@@ -100,12 +99,11 @@ func (s *Service) admitUnfinished(ctx context.Context, ps []*Prepared, pending [
 		p := ps[i]
 		left, counted := room[p.Tenant]
 		if !counted {
-			n, err := s.queries.TaskUnfinishedCount(ctx, s.pool, store.TaskUnfinishedCountParams{Tenant: p.Tenant, Max: int32(min(s.maxUnfinished, math.MaxInt32))}) //nolint:gosec // bounded by min
-			if err != nil {
-				results[i].Err = fmt.Errorf("count unfinished tasks: %w", err)
+			var err error
+			if left, err = s.unfinishedRoom(ctx, p.Tenant); err != nil {
+				results[i].Err = err
 				continue
 			}
-			left = max(s.maxUnfinished-int(n), 0)
 		}
 		if left > 0 {
 			room[p.Tenant] = left - 1
@@ -113,7 +111,6 @@ func (s *Service) admitUnfinished(ctx context.Context, ps []*Prepared, pending [
 			continue
 		}
 		room[p.Tenant] = 0
-		limitErr := &LimitError{Tenant: p.Tenant, Max: s.maxUnfinished, RetryAfter: unfinishedRetryAfter}
 		if p.IdempotencyKey != nil {
 			// A repeat is answered even at the cap, as in Create.
 			t, err := s.byIdempotencyKey(ctx, p)
@@ -122,7 +119,7 @@ func (s *Service) admitUnfinished(ctx context.Context, ps []*Prepared, pending [
 				continue
 			}
 		}
-		results[i].Err = limitErr
+		results[i].Err = s.limitError(p.Tenant)
 	}
 	return admitted
 }

@@ -183,27 +183,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 	}
 
 	job, found, err := s.insertGrouped(ctx, p)
-	switch {
-	case errors.Is(err, errKeyTaken):
-		t, err := s.byIdempotencyKey(ctx, p)
-		return t, false, err
-	case err != nil:
-		return nil, false, err
-	case found != nil:
-		// The insert's answer was lost, but a task with this key and this
-		// request exists: most likely this request's own.
-		if !found.SameRequest {
-			return nil, false, &IdempotencyConflictError{TaskID: found.Task.ID}
-		}
-		t, err := fromRow(&found.Task)
-		return t, true, err
-	}
-	row, err := riverseam.TaskRow(job)
-	if err != nil {
-		return nil, false, err
-	}
-	t, err := fromRow(row)
-	return t, true, err
+	r := s.finishCreate(ctx, p, job, found, err)
+	return r.Task, r.Created, r.Err
 }
 
 // insert writes the job, and through the trigger of migrations 00010/00012 its
@@ -229,15 +210,9 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyIndex:
 		return nil, nil, errKeyTaken
-	case err != nil && p.IdempotencyKey != nil && !errors.As(err, &pgErr):
-		// No answer from Postgres: the INSERT may have committed. The key
-		// tells.
-		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if row, lookErr := s.queries.TaskGetByIdempotencyKeyForRequest(lookCtx, s.pool, byKeyParams(p)); lookErr == nil {
-			return nil, row, nil
-		}
-		return nil, nil, fmt.Errorf("insert job: %w", err)
+	case err != nil && !errors.As(err, &pgErr):
+		found, err := s.afterLostAnswer(ctx, p, err)
+		return nil, found, err
 	case err != nil:
 		return nil, nil, fmt.Errorf("insert job: %w", err)
 	case res.UniqueSkippedAsDuplicate:
@@ -246,6 +221,20 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 		return nil, nil, fmt.Errorf("kind %q sets River UniqueOpts, which Handoff does not support: use idempotency keys", res.Job.Kind)
 	}
 	return res.Job, nil, nil
+}
+
+// afterLostAnswer answers p after an insert whose answer never came back
+// (err, not from Postgres): the INSERT may have committed. With a key, the
+// key tells: found is the task that holds it. Without one, err.
+func (s *Service) afterLostAnswer(ctx context.Context, p *Prepared, err error) (*store.TaskGetByIdempotencyKeyForRequestRow, error) {
+	if p.IdempotencyKey != nil {
+		lookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+		defer cancel()
+		if row, lookErr := s.queries.TaskGetByIdempotencyKeyForRequest(lookCtx, s.pool, byKeyParams(p)); lookErr == nil {
+			return row, nil
+		}
+	}
+	return nil, fmt.Errorf("insert job: %w", err)
 }
 
 // byIdempotencyKey returns the task that holds p's key if p is the request
@@ -284,14 +273,29 @@ func (s *Service) checkUnfinished(ctx context.Context, tenant string) error {
 	if s.maxUnfinished == 0 {
 		return nil
 	}
-	n, err := s.queries.TaskUnfinishedCount(ctx, s.pool, store.TaskUnfinishedCountParams{Tenant: tenant, Max: int32(min(s.maxUnfinished, math.MaxInt32))}) //nolint:gosec // bounded by min
+	room, err := s.unfinishedRoom(ctx, tenant)
 	if err != nil {
-		return fmt.Errorf("count unfinished tasks: %w", err)
+		return err
 	}
-	if n >= int64(s.maxUnfinished) {
-		return &LimitError{Tenant: tenant, Max: s.maxUnfinished, RetryAfter: unfinishedRetryAfter}
+	if room == 0 {
+		return s.limitError(tenant)
 	}
 	return nil
+}
+
+// unfinishedRoom is how many more unfinished tasks the tenant may have
+// under the cap (maxUnfinished, which must be set).
+func (s *Service) unfinishedRoom(ctx context.Context, tenant string) (int, error) {
+	n, err := s.queries.TaskUnfinishedCount(ctx, s.pool, store.TaskUnfinishedCountParams{Tenant: tenant, Max: int32(min(s.maxUnfinished, math.MaxInt32))}) //nolint:gosec // bounded by min
+	if err != nil {
+		return 0, fmt.Errorf("count unfinished tasks: %w", err)
+	}
+	return max(s.maxUnfinished-int(n), 0), nil
+}
+
+// limitError refuses a task of tenant at its cap.
+func (s *Service) limitError(tenant string) *LimitError {
+	return &LimitError{Tenant: tenant, Max: s.maxUnfinished, RetryAfter: unfinishedRetryAfter}
 }
 
 // Get returns the task with the given ID, if it belongs to ctx's tenant
