@@ -35,7 +35,8 @@ test/short: ## Run the tests that need no database (go test -short)
 	go test -short ./...
 
 .PHONY: bench
-bench: ## Run the benchmark suite, cmd/bench, under 10 min; BENCH_FLAGS=-quick or -only=work (see docs/performance.md)
+bench: ## Run the benchmark suite, cmd/bench, under 10 min; BENCH_FLAGS=-quick or -only=work (installs wrk; see docs/performance.md)
+	scripts/deps.sh bench
 	$(WITH_DB) go run ./cmd/bench $(BENCH_FLAGS)
 
 .PHONY: chaos

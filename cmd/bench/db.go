@@ -161,7 +161,7 @@ FROM generate_series(1, $1)`
 func settle(ctx context.Context, pool *pgxpool.Pool) error {
 	var tables []string
 	err := pool.QueryRow(ctx, `SELECT array_agg(relname::text) FROM pg_class
-		WHERE relname IN ('river_job', 'tasks') AND relkind = 'r' AND relnamespace = 'public'::regnamespace`).Scan(&tables)
+		WHERE relname IN ('river_job', 'task_records') AND relkind = 'r' AND relnamespace = 'public'::regnamespace`).Scan(&tables)
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
 	}

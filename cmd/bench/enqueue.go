@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -28,7 +25,7 @@ const (
 
 	// bulkSize and bulkClients shape the bulk figure: POST /v1/tasks/batch
 	// with this many tasks per request, from this many clients.
-	bulkSize    = 100
+	bulkSize    = 1000
 	bulkClients = 4
 
 	mib = 1 << 20
@@ -56,6 +53,17 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	wk, err := newWrk(dir)
+	if err != nil {
+		return err
+	}
+	single := []byte(noopBody)
+	post := func(s *server, clients int, d time.Duration) (wrkResult, error) {
+		return wk.post(ctx, pool, s.url+"/v1/tasks", single, 0, clients, d)
+	}
+	postBulk := func(s *server, d time.Duration) (wrkResult, error) {
+		return wk.post(ctx, pool, s.url+"/v1/tasks/batch", bulkBody, bulkSize, bulkClients, d)
+	}
 
 	env := opts.tune.env()
 	env["WORKERS"] = "1"
@@ -79,11 +87,11 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		return fmt.Errorf("warm up pgbench: %w", err)
 	}
 	for _, s := range []*server{srv, off} {
-		if _, err := httpEnqueue(ctx, s.url, opts.clients, enqueueWarmup); err != nil {
+		if _, err := post(s, opts.clients, enqueueWarmup); err != nil {
 			return fmt.Errorf("warm up HTTP enqueue: %w", err)
 		}
 	}
-	if _, err := bulkEnqueue(ctx, srv.url, bulkClients, enqueueWarmup); err != nil {
+	if _, err := postBulk(srv, enqueueWarmup); err != nil {
 		return fmt.Errorf("warm up bulk enqueue: %w", err)
 	}
 
@@ -93,24 +101,24 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	}
 	// measure runs one window of load against s and adds where its CPU
 	// went to cpu.
-	measure := func(cpu *cpuTimes, s *server, load func() (loadResult, error)) (loadResult, error) {
+	measure := func(cpu *cpuTimes, s *server) (wrkResult, error) {
 		m, err := startCPU(cfg.Database, s.cmd.Process.Pid)
 		if err != nil {
-			return loadResult{}, err
+			return wrkResult{}, err
 		}
-		res, err := load()
+		res, err := post(s, opts.clients, opts.enqueueWindow)
 		if err != nil {
-			return loadResult{}, err
+			return wrkResult{}, err
 		}
 		if err := m.stop(); err != nil {
-			return loadResult{}, err
+			return wrkResult{}, err
 		}
 		*cpu = cpu.add(m.used)
 		return res, nil
 	}
 
 	var (
-		on, single, bulk loadResult
+		on, alone, bulk wrkResult
 		onCPU, offCPU    cpuTimes
 		pgTx, pgSecs     float64
 	)
@@ -121,15 +129,15 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		}
 		pgTx += tps * opts.enqueueWindow.Seconds()
 		pgSecs += opts.enqueueWindow.Seconds()
-		h, err := measure(&onCPU, srv, func() (loadResult, error) { return httpEnqueue(ctx, srv.url, opts.clients, opts.enqueueWindow) })
+		h, err := measure(&onCPU, srv)
 		if err != nil {
 			return fmt.Errorf("HTTP enqueue: %w", err)
 		}
-		o, err := measure(&offCPU, off, func() (loadResult, error) { return httpEnqueue(ctx, off.url, opts.clients, opts.enqueueWindow) })
+		o, err := measure(&offCPU, off)
 		if err != nil {
 			return fmt.Errorf("HTTP enqueue, group commit off: %w", err)
 		}
-		k, err := bulkEnqueue(ctx, srv.url, bulkClients, opts.enqueueWindow)
+		k, err := postBulk(srv, opts.enqueueWindow)
 		if err != nil {
 			return fmt.Errorf("bulk enqueue: %w", err)
 		}
@@ -137,7 +145,7 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 			slog.Float64("http_per_s", h.rate()), slog.Float64("http_off_per_s", o.rate()),
 			slog.Float64("pgbench_tps", tps), slog.Float64("bulk_per_s", k.rate()))
 		on.add(h)
-		single.add(o)
+		alone.add(o)
 		bulk.add(k)
 	}
 	peak, err := srv.peakRSS()
@@ -157,34 +165,34 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	}, v >= 1.0)
 	b.report.info(row{
 		figure:   "enqueue latency p50, " + clients,
-		value:    ms(on.lat.quantile(0.50)),
-		baseline: ms(single.lat.quantile(0.50)) + " group commit off",
+		value:    ms(on.p50),
+		baseline: ms(alone.p50) + " group commit off",
 	})
-	p99 := on.lat.quantile(0.99)
+	p99 := on.p99
 	b.report.check(row{
 		figure:   "enqueue latency p99, " + clients,
 		value:    ms(p99),
-		baseline: ms(single.lat.quantile(0.99)) + " group commit off",
+		baseline: ms(alone.p99) + " group commit off",
 		target:   "≤ 15 ms",
 	}, p99 <= 15*time.Millisecond)
-	r, _ = ratio(on.rate(), single.rate())
+	r, _ = ratio(on.rate(), alone.rate())
 	b.report.info(row{
 		figure:   "group commit on vs off, " + clients,
 		value:    fmt.Sprintf("%s (p99 %s)", perSec(on.rate()), ms(p99)),
-		baseline: fmt.Sprintf("%s (p99 %s) off", perSec(single.rate()), ms(single.lat.quantile(0.99))),
+		baseline: fmt.Sprintf("%s (p99 %s) off", perSec(alone.rate()), ms(alone.p99)),
 		ratio:    r,
 	})
 	b.report.info(row{
 		figure:   "CPU per task, enqueue, " + clients,
-		value:    onCPU.perTask(on.ops),
-		baseline: offCPU.perTask(single.ops) + " off",
+		value:    onCPU.perTask(on.requests),
+		baseline: offCPU.perTask(alone.requests) + " off",
 	})
-	best := max(on.rate(), single.rate())
+	best := max(on.rate(), alone.rate())
 	r, v = ratio(bulk.rate(), best)
 	b.report.check(row{
 		figure:   fmt.Sprintf("bulk enqueue, %d per request, %s", bulkSize, clientsLabel(bulkClients)),
 		value:    perSec(bulk.rate()),
-		baseline: fmt.Sprintf("%s single requests (%s, group commit off)", perSec(best), perSec(single.rate())),
+		baseline: fmt.Sprintf("%s single requests (%s, group commit off)", perSec(best), perSec(alone.rate())),
 		ratio:    r,
 		target:   "≥ 5",
 	}, v >= 5)
@@ -205,14 +213,14 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		h, err := httpEnqueue(ctx, srv.url, n, opts.growthWindow)
+		h, err := post(srv, n, opts.growthWindow)
 		if err != nil {
 			return fmt.Errorf("HTTP enqueue: %w", err)
 		}
 		r, _ := ratio(h.rate(), tps)
 		b.report.info(row{
 			figure:   "growth: enqueue, " + clientsLabel(n),
-			value:    fmt.Sprintf("%s (p99 %s)", perSec(h.rate()), ms(h.lat.quantile(0.99))),
+			value:    fmt.Sprintf("%s (p99 %s)", perSec(h.rate()), ms(h.p99)),
 			baseline: perSec(tps) + " pgbench",
 			ratio:    r,
 		})
@@ -230,35 +238,6 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 
 // bulkBody is a POST /v1/tasks/batch body of bulkSize noop tasks.
 var bulkBody = []byte(`{"tasks": [` + strings.TrimSuffix(strings.Repeat(noopBody+",", bulkSize), ",") + `]}`)
-
-// bulkEnqueue posts bulkBody from clients callers back to back for d; each
-// operation counts bulkSize tasks, all of which must be accepted.
-func bulkEnqueue(ctx context.Context, base string, clients int, d time.Duration) (loadResult, error) {
-	client := newHTTPClient(clients)
-	defer client.CloseIdleConnections()
-	res, err := closedLoop(ctx, clients, d, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tasks/batch", bytes.NewReader(bulkBody))
-		if err != nil {
-			return fmt.Errorf("build request: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("POST /v1/tasks/batch: %w", err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return fmt.Errorf("read POST /v1/tasks/batch response: %w", err)
-		}
-		if n := bytes.Count(body, []byte(`{"status":202,`)); resp.StatusCode != http.StatusOK || n != bulkSize {
-			return fmt.Errorf("POST /v1/tasks/batch: status %d, %d of %d accepted: %.300s", resp.StatusCode, n, bulkSize, body)
-		}
-		return nil
-	})
-	res.ops *= bulkSize
-	return res, err
-}
 
 func clientsLabel(n int) string {
 	if n == 1 {

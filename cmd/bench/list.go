@@ -53,6 +53,8 @@ func (b *bench) list(ctx context.Context) (err error) {
 	}{
 		{"state=completed limit=50, %s rows, newest page", "state=completed&limit=50", listWant{state: "completed", below: int64(opts.listRows) + 1}, true},
 		{"state=completed limit=50, %s rows, deep cursor", "state=completed&limit=50&after=" + deep, listWant{state: "completed", below: deepID}, true},
+		{"limit=50 (no filter), %s rows, newest page", "limit=50", listWant{below: int64(opts.listRows) + 1}, false},
+		{"limit=50 (no filter), %s rows, deep cursor", "limit=50&after=" + deep, listWant{below: deepID}, false},
 		{"kind=sleep limit=50 (mixed states), %s rows, newest page", "kind=sleep&limit=50", listWant{kind: "sleep", below: int64(opts.listRows) + 1}, false},
 		{"kind=sleep limit=50 (mixed states), %s rows, deep cursor", "kind=sleep&limit=50&after=" + deep, listWant{kind: "sleep", below: deepID}, false},
 		// Kind and state together have no index of their own (migration
@@ -132,6 +134,11 @@ func getList(ctx context.Context, client *http.Client, url string, want listWant
 	for _, t := range page.Tasks {
 		if (want.state != "" && t.State != want.state) || (want.kind != "" && t.Kind != want.kind) || t.ID >= prev {
 			return fmt.Errorf("GET %s: task %d (%s, %s) out of place after %d", url, t.ID, t.Kind, t.State, prev)
+		}
+		// With no filter, every task is listed: the ids, loaded without
+		// gaps, follow one another.
+		if want.state == "" && want.kind == "" && t.ID != prev-1 {
+			return fmt.Errorf("GET %s: task %d follows %d: a task is missing", url, t.ID, prev)
 		}
 		prev = t.ID
 	}

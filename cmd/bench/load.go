@@ -148,17 +148,6 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, op func(ctx c
 	return loadResult{ops: len(all), elapsed: d, lat: all}, firstErr
 }
 
-// httpEnqueue is the API side of figure 1: POST /v1/tasks from clients
-// callers.
-func httpEnqueue(ctx context.Context, base string, clients int, d time.Duration) (loadResult, error) {
-	client := newHTTPClient(clients)
-	defer client.CloseIdleConnections()
-	return closedLoop(ctx, clients, d, func(ctx context.Context) error {
-		_, err := postTask(ctx, client, base)
-		return err
-	})
-}
-
 // openLoop offers op at a steady rate for d, whatever the answers' latency:
 // a slow answer does not slow the offered load, as with real web traffic.
 // It waits for every started op before returning.

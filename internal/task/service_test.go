@@ -617,3 +617,82 @@ func TestList(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{ids[4]}, taskIDs(page))
 }
+
+// TestListEveryState pages through tasks in every state River has, running
+// included (a running task's record says 'available', migration 00017): the
+// unfiltered and kind lists walk the state index once per state (migration
+// 00018) and must merge them all, newest first, across page boundaries.
+func TestListEveryState(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+
+	var states []string
+	require.NoError(t, bundle.pool.QueryRow(ctx,
+		`SELECT array_agg(s::text ORDER BY s) FROM unnest(enum_range(NULL::river_job_state)) AS s`).Scan(&states))
+	// The records take River's states: the list's walk over the enum covers
+	// every state a record can hold.
+	var allowed string
+	require.NoError(t, bundle.pool.QueryRow(ctx,
+		`SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'tasks_state_check'`).Scan(&allowed))
+	for _, s := range states {
+		require.Contains(t, allowed, "'"+s+"'")
+	}
+	require.Equal(t, len(states), strings.Count(allowed, "'::text"), "a record state River does not have: %s", allowed)
+
+	// One sleep and one noop task per state, interleaved.
+	var ids []int64
+	for range states {
+		for _, kind := range []string{"sleep", "noop"} {
+			args := json.RawMessage(nil)
+			if kind == "sleep" {
+				args = sleepArgs(1, 0)
+			}
+			created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: kind, Args: args})
+			require.NoError(t, err)
+			ids = append(ids, created.ID)
+		}
+	}
+	for i, state := range states {
+		for _, id := range ids[2*i : 2*i+2] {
+			_, err := bundle.pool.Exec(ctx, `UPDATE river_job SET state = $2::river_job_state,
+				attempt = CASE WHEN $2 = 'running' THEN 1 ELSE attempt END,
+				attempted_at = CASE WHEN $2 = 'running' THEN now() END,
+				finalized_at = CASE WHEN $2 IN ('completed', 'discarded', 'cancelled') THEN now() END
+				WHERE id = $1`, id, state)
+			require.NoError(t, err)
+		}
+	}
+
+	list := func(params task.ListParams) ([]int64, []string) {
+		var gotIDs []int64
+		var gotStates []string
+		params.Limit = 3
+		for {
+			page, next, err := bundle.svc.List(ctx, params)
+			require.NoError(t, err)
+			for _, tk := range page {
+				gotIDs = append(gotIDs, tk.ID)
+				gotStates = append(gotStates, tk.State)
+			}
+			if next == 0 {
+				return gotIDs, gotStates
+			}
+			params.AfterID = next
+		}
+	}
+	wantIDs := slices.Clone(ids)
+	slices.Reverse(wantIDs)
+	gotIDs, gotStates := list(task.ListParams{})
+	require.Equal(t, wantIDs, gotIDs, "every task, newest first")
+	for i, id := range gotIDs {
+		require.Equal(t, states[slices.Index(ids, id)/2], gotStates[i], "task %d", id)
+	}
+
+	var wantSleep []int64
+	for i := len(ids) - 2; i >= 0; i -= 2 {
+		wantSleep = append(wantSleep, ids[i])
+	}
+	gotIDs, _ = list(task.ListParams{Kind: "sleep"})
+	require.Equal(t, wantSleep, gotIDs, "every sleep task, newest first")
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The enqueue figures load the server with wrk, a C load generator, as
+// their baseline is loaded by pgbench: a client in Go (net/http, a
+// goroutine per caller) spent ~60 µs of the machine's two cores per
+// request, a quarter of what the server and Postgres spend, which pgbench
+// does not pay (docs/performance.md, "The enqueue client").
+
+// wrkScript posts the body in a file and, at the end, prints one line the
+// bench parses. response() is defined only for batch bodies: it counts the
+// answers that did not accept every task, which HTTP statuses cannot show.
+const wrkScript = `
+local f = assert(io.open(%q, "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+want = %d
+short = 0
+if want > 0 then
+  response = function(status, headers, body)
+    local _, n = body:gsub('"status":202,', '')
+    if status ~= 200 or n ~= want then short = short + 1 end
+  end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local s = 0
+  for _, t in ipairs(threads) do s = s + t:get("short") end
+  io.write(string.format("wrk-result requests=%%d duration_us=%%d socket=%%d status=%%d short=%%d p50_us=%%d p99_us=%%d\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status, s,
+    latency:percentile(50), latency:percentile(99)))
+end
+`
+
+// wrkResult is what one or more wrk windows measured.
+type wrkResult struct {
+	requests int
+	elapsed  time.Duration
+	// p50 and p99 are the worst window's: wrk reports percentiles, not
+	// samples, so windows cannot be pooled.
+	p50, p99 time.Duration
+}
+
+func (r wrkResult) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r *wrkResult) add(o wrkResult) {
+	r.requests += o.requests
+	r.elapsed += o.elapsed
+	r.p50 = max(r.p50, o.p50)
+	r.p99 = max(r.p99, o.p99)
+}
+
+// wrk runs the wrk binary with scripts written to a directory.
+type wrk struct {
+	bin string
+	dir string
+}
+
+func newWrk(dir string) (*wrk, error) {
+	bin, err := exec.LookPath("wrk")
+	if err != nil {
+		return nil, errors.New("wrk not found on PATH: install it (Debian: apt-get install wrk; make bench does)")
+	}
+	return &wrk{bin: bin, dir: dir}, nil
+}
+
+var wrkLine = regexp.MustCompile(`wrk-result requests=(\d+) duration_us=(\d+) socket=(\d+) status=(\d+) short=(\d+) p50_us=(\d+) p99_us=(\d+)`)
+
+// post sends body to url from conns connections for d, back to back. perItem
+// is the number of tasks in a batch body, 0 for a single create. Every
+// request must be answered and accept all its tasks, and the tasks table
+// must have grown by what was answered (give or take the requests in flight
+// when wrk stopped); otherwise post fails.
+func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []byte, perItem, conns int, d time.Duration) (wrkResult, error) {
+	bodyFile, err := os.CreateTemp(w.dir, "body-*.json")
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("write wrk body: %w", err)
+	}
+	defer os.Remove(bodyFile.Name())
+	if _, err := bodyFile.Write(body); err != nil {
+		return wrkResult{}, errors.Join(fmt.Errorf("write wrk body: %w", err), bodyFile.Close())
+	}
+	if err := bodyFile.Close(); err != nil {
+		return wrkResult{}, fmt.Errorf("write wrk body: %w", err)
+	}
+	script := filepath.Join(w.dir, "post.lua")
+	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, bodyFile.Name(), perItem), 0o600); err != nil {
+		return wrkResult{}, fmt.Errorf("write wrk script: %w", err)
+	}
+	before, err := countTasks(ctx, pool)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	secs := max(int(d.Round(time.Second)/time.Second), 1)
+	cmd := exec.CommandContext(ctx, w.bin, "--threads="+strconv.Itoa(min(conns, 2)), //nolint:gosec // our own arguments
+		"--connections="+strconv.Itoa(conns), "--duration="+strconv.Itoa(secs)+"s", "--timeout=10s",
+		"--script="+script, url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	m := wrkLine.FindSubmatch(out)
+	if m == nil {
+		return wrkResult{}, fmt.Errorf("wrk printed no result:\n%s", out)
+	}
+	var v [7]int
+	for i := range v {
+		if v[i], err = strconv.Atoi(string(m[i+1])); err != nil {
+			return wrkResult{}, fmt.Errorf("parse wrk result %q: %w", m[0], err)
+		}
+	}
+	if v[2] != 0 || v[3] != 0 || v[4] != 0 {
+		return wrkResult{}, fmt.Errorf("wrk: %d socket errors, %d answers with status ≥ 400, %d batches not wholly accepted:\n%s", v[2], v[3], v[4], out)
+	}
+	after, err := countTasks(ctx, pool)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	size := max(perItem, 1)
+	if created := after - before; created < v[0]*size || created > (v[0]+conns)*size {
+		return wrkResult{}, fmt.Errorf("wrk: %d requests of %d tasks answered, but %d tasks were created", v[0], size, created)
+	}
+	return wrkResult{
+		requests: v[0] * size,
+		elapsed:  time.Duration(v[1]) * time.Microsecond,
+		p50:      time.Duration(v[5]) * time.Microsecond,
+		p99:      time.Duration(v[6]) * time.Microsecond,
+	}, nil
+}
+
+func countTasks(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM task_records`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tasks: %w", err)
+	}
+	return n, nil
+}
