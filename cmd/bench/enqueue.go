@@ -119,8 +119,8 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 
 	var (
 		on, alone, bulk wrkResult
-		onCPU, offCPU    cpuTimes
-		pgTx, pgSecs     float64
+		onCPU, offCPU   cpuTimes
+		pgTx, pgSecs    float64
 	)
 	for round := range opts.rounds {
 		tps, err := pgb.run(ctx, opts.clients, opts.enqueueWindow)
@@ -165,21 +165,21 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	}, v >= 1.0)
 	b.report.info(row{
 		figure:   "enqueue latency p50, " + clients,
-		value:    ms(on.p50),
-		baseline: ms(alone.p50) + " group commit off",
+		value:    ms(on.p50()),
+		baseline: ms(alone.p50()) + " group commit off",
 	})
-	p99 := on.p99
+	p99 := on.p99()
 	b.report.check(row{
 		figure:   "enqueue latency p99, " + clients,
 		value:    ms(p99),
-		baseline: ms(alone.p99) + " group commit off",
+		baseline: ms(alone.p99()) + " group commit off",
 		target:   "≤ 15 ms",
 	}, p99 <= 15*time.Millisecond)
 	r, _ = ratio(on.rate(), alone.rate())
 	b.report.info(row{
 		figure:   "group commit on vs off, " + clients,
 		value:    fmt.Sprintf("%s (p99 %s)", perSec(on.rate()), ms(p99)),
-		baseline: fmt.Sprintf("%s (p99 %s) off", perSec(alone.rate()), ms(alone.p99)),
+		baseline: fmt.Sprintf("%s (p99 %s) off", perSec(alone.rate()), ms(alone.p99())),
 		ratio:    r,
 	})
 	b.report.info(row{
@@ -220,7 +220,7 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 		r, _ := ratio(h.rate(), tps)
 		b.report.info(row{
 			figure:   "growth: enqueue, " + clientsLabel(n),
-			value:    fmt.Sprintf("%s (p99 %s)", perSec(h.rate()), ms(h.p99)),
+			value:    fmt.Sprintf("%s (p99 %s)", perSec(h.rate()), ms(h.p99())),
 			baseline: perSec(tps) + " pgbench",
 			ratio:    r,
 		})

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -53,18 +54,34 @@ end
 type wrkResult struct {
 	requests int
 	elapsed  time.Duration
-	// p50 and p99 are the worst window's: wrk reports percentiles, not
-	// samples, so windows cannot be pooled.
-	p50, p99 time.Duration
+	// p50s and p99s are each window's: wrk reports percentiles, not
+	// samples, so windows cannot be pooled; p50 and p99 take the median
+	// window's, which one disturbed window of a shared machine does not
+	// move.
+	p50s, p99s []time.Duration
 }
 
 func (r wrkResult) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
+func (r wrkResult) p50() time.Duration { return medianWindow(r.p50s) }
+func (r wrkResult) p99() time.Duration { return medianWindow(r.p99s) }
+
 func (r *wrkResult) add(o wrkResult) {
 	r.requests += o.requests
 	r.elapsed += o.elapsed
-	r.p50 = max(r.p50, o.p50)
-	r.p99 = max(r.p99, o.p99)
+	r.p50s = append(r.p50s, o.p50s...)
+	r.p99s = append(r.p99s, o.p99s...)
+}
+
+// medianWindow is the median of the windows' values, the upper one of an
+// even count.
+func medianWindow(v []time.Duration) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // wrk runs the wrk binary with scripts written to a directory.
@@ -140,8 +157,8 @@ func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []b
 	return wrkResult{
 		requests: v[0] * size,
 		elapsed:  time.Duration(v[1]) * time.Microsecond,
-		p50:      time.Duration(v[5]) * time.Microsecond,
-		p99:      time.Duration(v[6]) * time.Microsecond,
+		p50s:     []time.Duration{time.Duration(v[5]) * time.Microsecond},
+		p99s:     []time.Duration{time.Duration(v[6]) * time.Microsecond},
 	}, nil
 }
 

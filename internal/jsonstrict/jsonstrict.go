@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -288,8 +289,8 @@ func (d *decoder) value(path string, v reflect.Value) error {
 			d.errs[path] = invalidTextMessage
 			return nil
 		}
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
+		str, err := unquote(raw)
+		if err != nil {
 			return err
 		}
 		v.SetString(str)
@@ -396,9 +397,16 @@ func (d *decoder) timeValue(path string, kind jsontext.Kind, v reflect.Value) er
 	return nil
 }
 
+// fieldsByType caches structFields: a request type's fields are looked up
+// for every object of the body, a thousand in a full batch.
+var fieldsByType sync.Map // reflect.Type → map[string]int, read only once stored
+
 // structFields maps JSON names to field indexes, as encoding/json's tags
 // name them (exported fields only; "-" skipped).
 func structFields(t reflect.Type) map[string]int {
+	if fields, ok := fieldsByType.Load(t); ok {
+		return fields.(map[string]int) //nolint:forcetypeassert // only this function stores
+	}
 	fields := map[string]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -417,6 +425,7 @@ func structFields(t reflect.Type) map[string]int {
 		}
 		fields[name] = i
 	}
+	fieldsByType.Store(t, fields)
 	return fields
 }
 
@@ -467,11 +476,22 @@ func (d *decoder) name(path string) (string, bool, error) {
 		}
 		return "", false, nil
 	}
-	var name string
-	if err := json.Unmarshal(raw, &name); err != nil {
+	name, err := unquote(raw)
+	if err != nil {
 		return "", false, err
 	}
 	return name, true, nil
+}
+
+// unquote decodes a raw JSON string that validText passed. Most names and
+// values have no escape, and are the bytes between the quotes.
+func unquote(raw []byte) (string, error) {
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var str string
+	err := json.Unmarshal(raw, &str)
+	return str, err
 }
 
 // hint names the field a case variant was probably meant to be.
@@ -530,7 +550,7 @@ func (d *decoder) sliceValue(path string, kind jsontext.Kind, v reflect.Value) e
 		v.Set(reflect.MakeSlice(t, 0, 0))
 	}
 	for i := 0; d.dec.PeekKind() != ']'; i++ {
-		elemPath := fmt.Sprintf("%s[%d]", path, i)
+		elemPath := path + "[" + strconv.Itoa(i) + "]"
 		if t.Kind() == reflect.Array {
 			if i >= v.Len() {
 				if err := d.fail(elemPath, fmt.Sprintf("too many items: at most %d", v.Len())); err != nil {
