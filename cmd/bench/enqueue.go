@@ -59,10 +59,12 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	}
 	single := []byte(noopBody)
 	post := func(s *server, clients int, d time.Duration) (wrkResult, error) {
-		return wk.post(ctx, pool, s.url+"/v1/tasks", single, 0, clients, d)
+		res, _, err := wk.post(ctx, pool, s.url+"/v1/tasks", single, 0, clients, d, nil)
+		return res, err
 	}
 	postBulk := func(s *server, d time.Duration) (wrkResult, error) {
-		return wk.post(ctx, pool, s.url+"/v1/tasks/batch", bulkBody, bulkSize, bulkClients, d)
+		res, _, err := wk.post(ctx, pool, s.url+"/v1/tasks/batch", bulkBody, bulkSize, bulkClients, d, nil)
+		return res, err
 	}
 
 	env := opts.tune.env()
@@ -102,18 +104,12 @@ func (b *bench) enqueue(ctx context.Context) (err error) {
 	// measure runs one window of load against s and adds where its CPU
 	// went to cpu.
 	measure := func(cpu *cpuTimes, s *server) (wrkResult, error) {
-		m, err := startCPU(cfg.Database, s.cmd.Process.Pid)
+		res, used, err := wk.post(ctx, pool, s.url+"/v1/tasks", single, 0, opts.clients, opts.enqueueWindow,
+			func() (*cpuMeter, error) { return startCPU(cfg.Database, s.cmd.Process.Pid) })
 		if err != nil {
 			return wrkResult{}, err
 		}
-		res, err := post(s, opts.clients, opts.enqueueWindow)
-		if err != nil {
-			return wrkResult{}, err
-		}
-		if err := m.stop(); err != nil {
-			return wrkResult{}, err
-		}
-		*cpu = cpu.add(m.used)
+		*cpu = cpu.add(used)
 		return res, nil
 	}
 

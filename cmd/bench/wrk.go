@@ -55,33 +55,21 @@ type wrkResult struct {
 	requests int
 	elapsed  time.Duration
 	// p50s and p99s are each window's: wrk reports percentiles, not
-	// samples, so windows cannot be pooled; p50 and p99 take the median
-	// window's, which one disturbed window of a shared machine does not
-	// move.
+	// samples, so windows cannot be pooled; p50 and p99 take the worst
+	// window's, an upper bound of the pooled figure.
 	p50s, p99s []time.Duration
 }
 
 func (r wrkResult) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
-func (r wrkResult) p50() time.Duration { return medianWindow(r.p50s) }
-func (r wrkResult) p99() time.Duration { return medianWindow(r.p99s) }
+func (r wrkResult) p50() time.Duration { return slices.Max(append([]time.Duration{0}, r.p50s...)) }
+func (r wrkResult) p99() time.Duration { return slices.Max(append([]time.Duration{0}, r.p99s...)) }
 
 func (r *wrkResult) add(o wrkResult) {
 	r.requests += o.requests
 	r.elapsed += o.elapsed
 	r.p50s = append(r.p50s, o.p50s...)
 	r.p99s = append(r.p99s, o.p99s...)
-}
-
-// medianWindow is the median of the windows' values, the upper one of an
-// even count.
-func medianWindow(v []time.Duration) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // wrk runs the wrk binary with scripts written to a directory.
@@ -104,26 +92,33 @@ var wrkLine = regexp.MustCompile(`wrk-result requests=(\d+) duration_us=(\d+) so
 // is the number of tasks in a batch body, 0 for a single create. Every
 // request must be answered and accept all its tasks, and the tasks table
 // must have grown by what was answered (give or take the requests in flight
-// when wrk stopped); otherwise post fails.
-func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []byte, perItem, conns int, d time.Duration) (wrkResult, error) {
+// when wrk stopped); otherwise post fails. meter, if not nil, starts a CPU
+// window around wrk alone (not the counts), whose use post returns.
+func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []byte, perItem, conns int, d time.Duration, meter func() (*cpuMeter, error)) (wrkResult, cpuTimes, error) {
 	bodyFile, err := os.CreateTemp(w.dir, "body-*.json")
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("write wrk body: %w", err)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("write wrk body: %w", err)
 	}
 	defer os.Remove(bodyFile.Name())
 	if _, err := bodyFile.Write(body); err != nil {
-		return wrkResult{}, errors.Join(fmt.Errorf("write wrk body: %w", err), bodyFile.Close())
+		return wrkResult{}, cpuTimes{}, errors.Join(fmt.Errorf("write wrk body: %w", err), bodyFile.Close())
 	}
 	if err := bodyFile.Close(); err != nil {
-		return wrkResult{}, fmt.Errorf("write wrk body: %w", err)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("write wrk body: %w", err)
 	}
 	script := filepath.Join(w.dir, "post.lua")
 	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, bodyFile.Name(), perItem), 0o600); err != nil {
-		return wrkResult{}, fmt.Errorf("write wrk script: %w", err)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("write wrk script: %w", err)
 	}
-	before, err := countTasks(ctx, pool)
+	before, err := settledCount(ctx, pool)
 	if err != nil {
-		return wrkResult{}, err
+		return wrkResult{}, cpuTimes{}, err
+	}
+	var window *cpuMeter
+	if meter != nil {
+		if window, err = meter(); err != nil {
+			return wrkResult{}, cpuTimes{}, err
+		}
 	}
 	secs := max(int(d.Round(time.Second)/time.Second), 1)
 	cmd := exec.CommandContext(ctx, w.bin, "--threads="+strconv.Itoa(min(conns, 2)), //nolint:gosec // our own arguments
@@ -131,41 +126,64 @@ func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []b
 		"--script="+script, url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk: %w\n%s", err, out)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	var used cpuTimes
+	if window != nil {
+		if err := window.stop(); err != nil {
+			return wrkResult{}, cpuTimes{}, err
+		}
+		used = window.used
 	}
 	m := wrkLine.FindSubmatch(out)
 	if m == nil {
-		return wrkResult{}, fmt.Errorf("wrk printed no result:\n%s", out)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("wrk printed no result:\n%s", out)
 	}
 	var v [7]int
 	for i := range v {
 		if v[i], err = strconv.Atoi(string(m[i+1])); err != nil {
-			return wrkResult{}, fmt.Errorf("parse wrk result %q: %w", m[0], err)
+			return wrkResult{}, cpuTimes{}, fmt.Errorf("parse wrk result %q: %w", m[0], err)
 		}
 	}
 	if v[2] != 0 || v[3] != 0 || v[4] != 0 {
-		return wrkResult{}, fmt.Errorf("wrk: %d socket errors, %d answers with status ≥ 400, %d batches not wholly accepted:\n%s", v[2], v[3], v[4], out)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("wrk: %d socket errors, %d answers with status ≥ 400, %d batches not wholly accepted:\n%s", v[2], v[3], v[4], out)
 	}
-	after, err := countTasks(ctx, pool)
+	// Requests in flight when wrk stopped may still commit: the count
+	// settles first, so that none of them lands in the next window's.
+	after, err := settledCount(ctx, pool)
 	if err != nil {
-		return wrkResult{}, err
+		return wrkResult{}, cpuTimes{}, err
 	}
 	size := max(perItem, 1)
 	if created := after - before; created < v[0]*size || created > (v[0]+conns)*size {
-		return wrkResult{}, fmt.Errorf("wrk: %d requests of %d tasks answered, but %d tasks were created", v[0], size, created)
+		return wrkResult{}, cpuTimes{}, fmt.Errorf("wrk: %d requests of %d tasks answered, but %d tasks were created", v[0], size, created)
 	}
 	return wrkResult{
 		requests: v[0] * size,
 		elapsed:  time.Duration(v[1]) * time.Microsecond,
 		p50s:     []time.Duration{time.Duration(v[5]) * time.Microsecond},
 		p99s:     []time.Duration{time.Duration(v[6]) * time.Microsecond},
-	}, nil
+	}, used, nil
 }
 
-func countTasks(ctx context.Context, pool *pgxpool.Pool) (int, error) {
-	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM task_records`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count tasks: %w", err)
+// settledCount counts the tasks once two counts 100 ms apart agree (at most
+// for 5 s).
+func settledCount(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	prev := -1
+	for range 50 {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM task_records`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count tasks: %w", err)
+		}
+		if n == prev {
+			return n, nil
+		}
+		prev = n
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return n, nil
+	return 0, fmt.Errorf("the task count did not settle in 5 s (last %d)", prev)
 }

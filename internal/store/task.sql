@@ -60,25 +60,21 @@ ON CONFLICT (name) DO UPDATE SET updated_at = now();
 -- generic plan on the tenant index, does not position a backward scan in
 -- Postgres 15, so a deep page read 10-90 ms (EXPLAIN in docs/security.md).
 
--- The unfiltered lists have no index of their own (migration 00018: each
--- index of task_records costs every task's insert and its finish). They
--- walk the state index once per state, each walk stopping at the page size,
--- and keep the newest: at most 8 x max index entries, whatever the table
--- holds. The states are River's (task_records.state takes River's states,
--- migration 00009), so a state River adds is listed too.
-
 -- name: TaskListPage :many
 SELECT * FROM tasks
-WHERE id = ANY (ARRAY(
-    SELECT r.id
-    FROM unnest(enum_range(NULL::river_job_state)::text[]) AS s(state)
-    CROSS JOIN LATERAL (SELECT r.id FROM task_records r
-                        WHERE r.tenant = @tenant AND r.state = s.state AND r.id < @after_id
-                        ORDER BY r.id DESC
-                        LIMIT @max) r
-    ORDER BY r.id DESC
-    LIMIT @max))
-ORDER BY id DESC;
+WHERE tenant = @tenant AND id < @after_id
+ORDER BY id DESC
+LIMIT @max;
+
+-- A kind's list has no index of its own (migration 00018: each index of
+-- task_records costs every task's insert and its finish). It walks the
+-- kind+state index once per state, each walk stopping at the page size,
+-- and keeps the newest: at most 8 x max live index entries, whatever the
+-- table holds. Like the state lists, a walk of a short-lived state
+-- ('available', 'retryable', 'scheduled') also steps over the entries its
+-- finished tasks left there until vacuum removes them. The states are
+-- River's (task_records.state takes River's states, migration 00009), so a
+-- state River adds is listed too.
 
 -- name: TaskListPageByKind :many
 SELECT * FROM tasks

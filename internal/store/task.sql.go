@@ -228,18 +228,10 @@ func (q *Queries) TaskGetByIdempotencyKeyForRequest(ctx context.Context, db DBTX
 
 const taskListPage = `-- name: TaskListPage :many
 
-
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
-WHERE id = ANY (ARRAY(
-    SELECT r.id
-    FROM unnest(enum_range(NULL::river_job_state)::text[]) AS s(state)
-    CROSS JOIN LATERAL (SELECT r.id FROM task_records r
-                        WHERE r.tenant = $1 AND r.state = s.state AND r.id < $2
-                        ORDER BY r.id DESC
-                        LIMIT $3) r
-    ORDER BY r.id DESC
-    LIMIT $3))
+WHERE tenant = $1 AND id < $2
 ORDER BY id DESC
+LIMIT $3
 `
 
 type TaskListPageParams struct {
@@ -258,12 +250,6 @@ type TaskListPageParams struct {
 // tenant whose tasks are old, and a row-comparison cursor, which keeps the
 // generic plan on the tenant index, does not position a backward scan in
 // Postgres 15, so a deep page read 10-90 ms (EXPLAIN in docs/security.md).
-// The unfiltered lists have no index of their own (migration 00018: each
-// index of task_records costs every task's insert and its finish). They
-// walk the state index once per state, each walk stopping at the page size,
-// and keep the newest: at most 8 x max index entries, whatever the table
-// holds. The states are River's (task_records.state takes River's states,
-// migration 00009), so a state River adds is listed too.
 func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPageParams) ([]*Task, error) {
 	rows, err := db.Query(ctx, taskListPage, arg.Tenant, arg.AfterID, arg.Max)
 	if err != nil {
@@ -306,6 +292,7 @@ func (q *Queries) TaskListPage(ctx context.Context, db DBTX, arg TaskListPagePar
 }
 
 const taskListPageByKind = `-- name: TaskListPageByKind :many
+
 SELECT id, kind, queue, priority, args, state, attempt, max_attempts, errors, result, progress, idempotency_key, request_hash, created_at, scheduled_at, started_at, finished_at, cancel_requested_at, tenant, callback_url FROM tasks
 WHERE id = ANY (ARRAY(
     SELECT r.id
@@ -327,6 +314,15 @@ type TaskListPageByKindParams struct {
 	Max     int32
 }
 
+// A kind's list has no index of its own (migration 00018: each index of
+// task_records costs every task's insert and its finish). It walks the
+// kind+state index once per state, each walk stopping at the page size,
+// and keeps the newest: at most 8 x max live index entries, whatever the
+// table holds. Like the state lists, a walk of a short-lived state
+// ('available', 'retryable', 'scheduled') also steps over the entries its
+// finished tasks left there until vacuum removes them. The states are
+// River's (task_records.state takes River's states, migration 00009), so a
+// state River adds is listed too.
 func (q *Queries) TaskListPageByKind(ctx context.Context, db DBTX, arg TaskListPageByKindParams) ([]*Task, error) {
 	rows, err := db.Query(ctx, taskListPageByKind,
 		arg.Tenant,

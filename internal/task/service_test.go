@@ -620,8 +620,9 @@ func TestList(t *testing.T) {
 
 // TestListEveryState pages through tasks in every state River has, running
 // included (a running task's record says 'available', migration 00017): the
-// unfiltered and kind lists walk the state index once per state (migration
-// 00018) and must merge them all, newest first, across page boundaries.
+// unfiltered list, and a kind's list, which walks the kind+state index once
+// per state (migration 00018) and must merge them all, newest first, across
+// page boundaries.
 func TestListEveryState(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
