@@ -72,18 +72,24 @@ func (r *wrkResult) add(o wrkResult) {
 	r.p99s = append(r.p99s, o.p99s...)
 }
 
-// wrk runs the wrk binary with scripts written to a directory.
+// wrk runs the wrk binary with scripts written to a directory, against a
+// server whose database pool holds.
 type wrk struct {
-	bin string
-	dir string
+	bin  string
+	dir  string
+	pool *pgxpool.Pool
+	// tasks is the settled count of task_records after the last post, which
+	// is the next post's count before; -1 when unknown (before the first,
+	// and after anything else wrote tasks).
+	tasks int
 }
 
-func newWrk(dir string) (*wrk, error) {
+func newWrk(dir string, pool *pgxpool.Pool) (*wrk, error) {
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
 		return nil, errors.New("wrk not found on PATH: install it (Debian: apt-get install wrk; make bench does)")
 	}
-	return &wrk{bin: bin, dir: dir}, nil
+	return &wrk{bin: bin, dir: dir, pool: pool, tasks: -1}, nil
 }
 
 var wrkLine = regexp.MustCompile(`wrk-result requests=(\d+) duration_us=(\d+) socket=(\d+) status=(\d+) short=(\d+) p50_us=(\d+) p99_us=(\d+)`)
@@ -94,7 +100,7 @@ var wrkLine = regexp.MustCompile(`wrk-result requests=(\d+) duration_us=(\d+) so
 // must have grown by what was answered (give or take the requests in flight
 // when wrk stopped); otherwise post fails. meter, if not nil, starts a CPU
 // window around wrk alone (not the counts), whose use post returns.
-func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []byte, perItem, conns int, d time.Duration, meter func() (*cpuMeter, error)) (wrkResult, cpuTimes, error) {
+func (w *wrk) post(ctx context.Context, url string, body []byte, perItem, conns int, d time.Duration, meter func() (*cpuMeter, error)) (wrkResult, cpuTimes, error) {
 	bodyFile, err := os.CreateTemp(w.dir, "body-*.json")
 	if err != nil {
 		return wrkResult{}, cpuTimes{}, fmt.Errorf("write wrk body: %w", err)
@@ -110,10 +116,13 @@ func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []b
 	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, bodyFile.Name(), perItem), 0o600); err != nil {
 		return wrkResult{}, cpuTimes{}, fmt.Errorf("write wrk script: %w", err)
 	}
-	before, err := settledCount(ctx, pool)
-	if err != nil {
-		return wrkResult{}, cpuTimes{}, err
+	before := w.tasks
+	if before < 0 {
+		if before, err = settledCount(ctx, w.pool); err != nil {
+			return wrkResult{}, cpuTimes{}, err
+		}
 	}
+	w.tasks = -1
 	var window *cpuMeter
 	if meter != nil {
 		if window, err = meter(); err != nil {
@@ -150,10 +159,11 @@ func (w *wrk) post(ctx context.Context, pool *pgxpool.Pool, url string, body []b
 	}
 	// Requests in flight when wrk stopped may still commit: the count
 	// settles first, so that none of them lands in the next window's.
-	after, err := settledCount(ctx, pool)
+	after, err := settledCount(ctx, w.pool)
 	if err != nil {
 		return wrkResult{}, cpuTimes{}, err
 	}
+	w.tasks = after
 	size := max(perItem, 1)
 	if created := after - before; created < v[0]*size || created > (v[0]+conns)*size {
 		return wrkResult{}, cpuTimes{}, fmt.Errorf("wrk: %d requests of %d tasks answered, but %d tasks were created", v[0], size, created)
