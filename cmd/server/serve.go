@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -267,7 +266,7 @@ func newAuthOpts(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, lo
 		Authenticator: auth.NewAuthenticator(pool, &auth.AuthenticatorOpts{Logger: logger}),
 		AllowedHosts:  cfg.AllowedHosts,
 		RateLimit:     float64(cfg.RateLimit),
-		RateBurst:     cmp.Or(cfg.RateBurst, 2*cfg.RateLimit),
+		RateBurst:     cfg.EffectiveRateBurst(),
 	}
 	if host, _, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && host != "" {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {

@@ -9,6 +9,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -165,6 +166,12 @@ func IsLoopback(hostPort string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// EffectiveRateBurst is the token bucket's size serve uses: RATE_BURST, or
+// twice RATE_LIMIT when RATE_BURST is unset or 0.
+func (cfg *Config) EffectiveRateBurst() int {
+	return cmp.Or(cfg.RateBurst, 2*cfg.RateLimit)
+}
+
 // AuthMode is how the API treats requests without a key.
 type AuthMode int
 
@@ -193,8 +200,10 @@ func (cfg *Config) AuthMode() AuthMode {
 }
 
 // Print writes the parsed configuration, one NAME=value line per option in
-// table order, with secrets masked: a secret option prints as "(set)" or
-// "(unset)", and DATABASE_URL keeps everything but its password.
+// table order, each value as serve uses it (a default computed from other
+// options, such as RATE_BURST's, printed as computed), with secrets masked:
+// a secret option prints as "(set, hidden)", and DATABASE_URL keeps
+// everything but its secrets (MaskPassword).
 func Print(w io.Writer, getenv func(string) string, cfg *Config) error {
 	for _, o := range Options() {
 		value := o.value(cfg)
@@ -215,10 +224,16 @@ func Print(w io.Writer, getenv func(string) string, cfg *Config) error {
 	return nil
 }
 
-var keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+// secretParams are the libpq connection parameters that hold a secret:
+// the password and the passphrase of the client certificate's key. Every
+// other parameter names a file, host, mode or setting.
+var secretParams = []string{"password", "sslpassword"}
 
-// MaskPassword hides the password of a Postgres connection string, in URL
-// or keyword/value form, and keeps the rest (host, port, user, database)
+var keywordPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// MaskPassword hides the secrets of a Postgres connection string, in URL or
+// keyword/value form — the password (in a URL's userinfo or its query) and
+// sslpassword — and keeps the rest (host, port, user, database, options)
 // for an operator to check.
 func MaskPassword(conn string) string {
 	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
@@ -227,8 +242,16 @@ func MaskPassword(conn string) string {
 			return "(unparsable, hidden)"
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
+		masked := false
+		for name := range q {
+			for _, secret := range secretParams {
+				if strings.EqualFold(name, secret) {
+					q[name] = []string{"xxxxx"}
+					masked = true
+				}
+			}
+		}
+		if masked {
 			u.RawQuery = q.Encode()
 		}
 		return u.Redacted()

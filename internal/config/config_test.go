@@ -75,7 +75,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 	t.Parallel()
 
 	env := envFunc(map[string]string{ //nolint:gosec // fake credentials, checked to be masked
-		"DATABASE_URL":   "postgres://handoff:s3cret-pw@db.internal:5432/handoff?sslmode=disable",
+		"DATABASE_URL":   "postgres://handoff:s3cret-pw@db.internal:5432/handoff?sslmode=verify-full&sslpassword=k3y-pass",
 		"ADMIN_USER":     "ops",
 		"ADMIN_PASSWORD": "hunter2-admin",
 	})
@@ -86,11 +86,37 @@ func TestPrintMasksSecrets(t *testing.T) {
 
 	require.NotContains(t, out.String(), "s3cret-pw")
 	require.NotContains(t, out.String(), "hunter2-admin")
-	require.Contains(t, out.String(), "DATABASE_URL=postgres://handoff:xxxxx@db.internal:5432/handoff?sslmode=disable\t# env\n")
+	require.NotContains(t, out.String(), "k3y-pass")
+	require.Contains(t, out.String(), "DATABASE_URL=postgres://handoff:xxxxx@db.internal:5432/handoff?sslmode=verify-full&sslpassword=xxxxx\t# env\n")
 	require.Contains(t, out.String(), "ADMIN_PASSWORD=(set, hidden)\t# env\n")
 	require.Contains(t, out.String(), "ADMIN_USER=ops\t# env\n")
 	require.Contains(t, out.String(), "HTTP_ADDR=127.0.0.1:8080\t# default\n")
 	require.Equal(t, len(config.Options()), strings.Count(out.String(), "\n"), "one line per option")
+}
+
+// TestPrintRateBurst: RATE_BURST unset (or 0) prints the bucket size serve
+// uses, twice RATE_LIMIT, still marked as the default.
+func TestPrintRateBurst(t *testing.T) {
+	t.Parallel()
+
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "RATE_BURST=2000\t# default\n"},
+		{map[string]string{"RATE_LIMIT": "1000"}, "RATE_BURST=2000\t# default\n"},
+		{map[string]string{"RATE_LIMIT": "50"}, "RATE_BURST=100\t# default\n"},
+		{map[string]string{"RATE_LIMIT": "50", "RATE_BURST": "7"}, "RATE_BURST=7\t# env\n"},
+		{map[string]string{"RATE_LIMIT": "0"}, "RATE_BURST=0\t# default\n"},
+	} {
+		tc.env["DATABASE_URL"] = "postgres://localhost/handoff"
+		env := envFunc(tc.env)
+		cfg, err := config.Parse(env)
+		require.NoError(t, err)
+		var out bytes.Buffer
+		require.NoError(t, config.Print(&out, env, cfg))
+		require.Contains(t, out.String(), tc.want, tc.env)
+	}
 }
 
 func TestMaskPassword(t *testing.T) {
@@ -102,7 +128,16 @@ func TestMaskPassword(t *testing.T) {
 		"host=h user=u password=pw dbname=db":          "host=h user=u password=xxxxx dbname=db",
 		"host=h password='p w' dbname=db":              "host=h password=xxxxx dbname=db",
 		"postgres://u@h/db":                            "postgres://u@h/db",
+		// sslpassword, the passphrase of the client key, in either form.
+		"postgres://u@h/db?sslkey=/k.pem&sslpassword=kpw&sslmode=verify-full":          "postgres://u@h/db?sslkey=%2Fk.pem&sslmode=verify-full&sslpassword=xxxxx",
+		"postgres://u:pw@h/db?password=pw2&sslpassword=kpw":                            "postgres://u:xxxxx@h/db?password=xxxxx&sslpassword=xxxxx",
+		"postgres://u@h/db?SSLPassword=kpw":                                            "postgres://u@h/db?SSLPassword=xxxxx",
+		"host=h sslkey=/k.pem sslpassword=kpw sslmode=verify-full":                     "host=h sslkey=/k.pem sslpassword=xxxxx sslmode=verify-full",
+		"host=h password = 'p\\'w' sslpassword='k pw' dbname=db":                       "host=h password = xxxxx sslpassword=xxxxx dbname=db",
+		"postgresql://u@h/db?sslmode=require&sslpassword=kpw&application_name=handoff": "postgresql://u@h/db?application_name=handoff&sslmode=require&sslpassword=xxxxx",
 	} {
-		require.Equal(t, want, config.MaskPassword(in), in)
+		got := config.MaskPassword(in)
+		require.Equal(t, want, got, in)
+		require.NotContains(t, got, "kpw", in)
 	}
 }

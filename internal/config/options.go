@@ -40,7 +40,7 @@ type Option struct {
 func Options() []Option {
 	return []Option{
 		{
-			Name: "DATABASE_URL", Default: "(required; `make` sets it)", Meaning: "Postgres connection string (`handoff config` masks its password)",
+			Name: "DATABASE_URL", Default: "(required; `make` sets it)", Meaning: "Postgres connection string (`handoff config` masks its password and `sslpassword`)",
 			parse: func(p *parser, c *Config) { c.DatabaseURL = p.str("DATABASE_URL", "") },
 			value: func(c *Config) string { return c.DatabaseURL },
 		},
@@ -114,7 +114,7 @@ func Options() []Option {
 		{
 			Name: "RATE_BURST", Default: "twice `RATE_LIMIT`", Meaning: "the token bucket's size: requests a tenant may send at once after a quiet spell",
 			parse: func(p *parser, c *Config) { c.RateBurst = p.integer("RATE_BURST", 0, 0, 10_000_000) },
-			value: func(c *Config) string { return strconv.Itoa(c.RateBurst) },
+			value: func(c *Config) string { return strconv.Itoa(c.EffectiveRateBurst()) },
 		},
 		{
 			Name: "MAX_UNFINISHED_TASKS", Default: "`10000`", Meaning: "per tenant: more unfinished (available, scheduled, pending, running, retryable) tasks are refused with `429`; `0` turns it off",
