@@ -214,9 +214,10 @@ func (e ArgsError) Error() string {
 
 // decodeStrict is the args decoder, the API's one strict decoder
 // (internal/jsonstrict): an args object must be exactly one JSON object
-// whose fields the kind knows, named exactly. Missing args mean {}.
+// whose fields the kind knows, named exactly. Missing or null args mean {}.
 func decodeStrict(raw json.RawMessage, dst any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	// Like a missing one, "args": null means none given.
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || string(trimmed) == "null" {
 		raw = json.RawMessage("{}")
 	}
 	err := jsonstrict.Decode(raw, dst)

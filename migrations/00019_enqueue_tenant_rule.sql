@@ -8,9 +8,12 @@
 -- lower-case letters, digits, '-' or '_', starting with a letter or digit
 -- (auth.ValidTenant in internal/auth; the api_keys_tenant_check constraint
 -- of 00015). check_request now applies that rule, with the same SQLSTATE
--- 22023 and COLUMN = 'tenant' as its other refusals. Only check_request
--- changes: handoff.enqueue and handoff.request_hash (which takes no tenant)
--- stay as 00012 made them, and every other rule is copied unchanged.
+-- 22023 and COLUMN = 'tenant' as its other refusals. It also cuts the
+-- names it echoes (an unknown kind, queue or args field) at 64 characters
+-- and marks the cut with '…', as the HTTP API cuts every echo, where it cut
+-- them at 100. Only check_request changes: handoff.enqueue and
+-- handoff.request_hash (which takes no tenant) stay as 00012 made them, and
+-- every other rule is copied unchanged.
 --
 -- Existing rows are not touched: a task already stored under such a tenant
 -- stays, readable in SQL as before.
@@ -43,7 +46,7 @@ BEGIN
     END IF;
     SELECT k.shape INTO shape FROM handoff.kinds k WHERE k.kind = check_request.kind;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown kind "%"; known kinds: %', left(kind, 100),
+        RAISE EXCEPTION 'unknown kind "%"; known kinds: %', left(kind, 64) || CASE WHEN length(kind) > 64 THEN '…' ELSE '' END,
             (SELECT string_agg(k.kind, ', ' ORDER BY k.kind) FROM handoff.kinds k)
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'kind';
     END IF;
@@ -58,9 +61,9 @@ BEGIN
     FOR field IN SELECT a.key, a.value FROM jsonb_each(args) a ORDER BY a.key LOOP
         rule := shape -> 'fields' -> field.key;
         IF rule IS NULL THEN
-            RAISE EXCEPTION 'args.% is not a field of kind %; its fields: %', left(field.key, 100), kind,
+            RAISE EXCEPTION 'args.% is not a field of kind %; its fields: %', left(field.key, 64) || CASE WHEN length(field.key) > 64 THEN '…' ELSE '' END, kind,
                 coalesce((SELECT string_agg(f, ', ' ORDER BY f) FROM jsonb_object_keys(shape -> 'fields') f), 'none')
-                USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || left(field.key, 100);
+                USING ERRCODE = 'invalid_parameter_value', COLUMN = 'args.' || left(field.key, 64) || CASE WHEN length(field.key) > 64 THEN '…' ELSE '' END;
         END IF;
         want := rule ->> 'type';
         CONTINUE WHEN want = 'any' OR jsonb_typeof(field.value) = 'null';
@@ -88,7 +91,7 @@ BEGIN
         END IF;
     END LOOP;
     IF queue IS NOT NULL AND NOT EXISTS (SELECT FROM handoff.queues q WHERE q.name = queue) THEN
-        RAISE EXCEPTION 'unknown queue "%"; served queues: %', left(queue, 100),
+        RAISE EXCEPTION 'unknown queue "%"; served queues: %', left(queue, 64) || CASE WHEN length(queue) > 64 THEN '…' ELSE '' END,
             (SELECT string_agg(q.name, ', ' ORDER BY q.name) FROM handoff.queues q)
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'queue';
     END IF;

@@ -50,6 +50,9 @@ func decodeNothing(r *http.Request) error {
 	_, err := decode[struct{}](r)
 	var fieldErrs jsonstrict.FieldsError
 	if errors.As(err, &fieldErrs) {
+		if msg, whole := fieldErrs[""]; whole {
+			return badRequest("the body " + msg + ": send no body, or {}")
+		}
 		return &requestError{
 			status: http.StatusUnprocessableEntity,
 			detail: "this endpoint takes no fields in its body: " + fieldErrs.Error(),

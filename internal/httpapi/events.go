@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/task"
 )
@@ -170,7 +171,7 @@ func lastEventID(r *http.Request) (int64, error) {
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || n < 0 {
-		return 0, badRequest(fmt.Sprintf("Last-Event-ID %q is not an event id of this stream; ids are non-negative integers", raw))
+		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are non-negative integers", jsonstrict.Quote(raw)))
 	}
 	return n, nil
 }
@@ -211,7 +212,7 @@ func waitParam(r *http.Request) (time.Duration, error) {
 	if err != nil || d < 0 || d > MaxWait {
 		return 0, &requestError{
 			status: http.StatusBadRequest,
-			detail: fmt.Sprintf("wait=%q: must be a duration from 0s to %s, e.g. wait=30s", raw, MaxWait),
+			detail: fmt.Sprintf("wait=%s: must be a duration from 0s to %s, e.g. wait=30s", jsonstrict.Quote(raw), MaxWait),
 			fields: map[string]string{"wait": fmt.Sprintf("must be a duration from 0s to %s", MaxWait)},
 		}
 	}

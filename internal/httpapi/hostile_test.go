@@ -125,6 +125,40 @@ func TestHostileInput(t *testing.T) {
 		{name: "CrossSiteCancel", method: "POST", path: taskPath + "/cancel", header: [][2]string{{"Sec-Fetch-Site", "cross-site"}}, status: 403, detail: "cross-origin requests"},
 		{name: "ForeignOriginCreate", body: `{"kind": "noop"}`, header: [][2]string{{"Origin", "https://evil.example"}}, status: 403, detail: "cross-origin requests"},
 		{name: "FieldsOnCancel", method: "POST", path: taskPath + "/cancel", body: `{"force": true}`, status: 422, fields: map[string]string{"force": "unknown field"}},
+
+		// Found by a tester following the README (2026-12-07).
+		// A field given empty is refused, as SQL refuses it; leaving it
+		// out (or null) is what means "the default".
+		{name: "EmptyBodyKey", body: `{"kind": "noop", "idempotency_key": ""}`, status: 422, fields: map[string]string{"idempotency_key": "must not be empty; leave it out for no key"}},
+		{name: "EmptyBodyKeyAndHeader", body: `{"kind": "noop", "idempotency_key": ""}`, header: [][2]string{{"Idempotency-Key", "k1"}}, status: 422, detail: "differ"},
+		{name: "EmptyQueue", body: `{"kind": "noop", "queue": ""}`, status: 422, fields: map[string]string{"queue": "must not be empty; leave it out for the default queue"}},
+		{name: "ZeroPriorityAndAttempts", body: `{"kind": "noop", "priority": 0, "max_attempts": 0}`, status: 422, fields: map[string]string{
+			"priority":     "must be between 1 (highest) and 4; leave it out for 1",
+			"max_attempts": "must be between 1 and 1000; leave it out for 25",
+		}},
+		{name: "EmptyCallbackURL", body: `{"kind": "noop", "callback_url": ""}`, status: 422, fields: map[string]string{"callback_url": "must not be empty; leave it out for no callback"}},
+		// Numbers a float would round: not integers, not 0.
+		{name: "PriorityRoundsToOne", body: `{"kind": "noop", "priority": 1.0000000000000001}`, status: 422, fields: map[string]string{"priority": "must be an integer, not 1.0000000000000001"}},
+		{name: "SecondsUnderflow", body: `{"kind": "sleep", "args": {"seconds": 1e-400}}`, status: 422, fields: map[string]string{"args.seconds": "1e-400 is out of range for a number: too close to 0"}},
+		// A body that is not an object, null included, is a 400.
+		{name: "NullBody", body: `null`, status: 400, detail: "the body must be an object, not null"},
+		{name: "NullBatch", path: "/v1/tasks/batch", method: "POST", body: `null`, status: 400, detail: "the body must be an object, not null"},
+		{name: "NullOnCancel", method: "POST", path: taskPath + "/cancel", body: `null`, status: 400, detail: "send no body, or {}"},
+		{name: "ArrayOnRetry", method: "POST", path: taskPath + "/retry", body: `[]`, status: 400, detail: "the body must be an object, not an array"},
+		// Echoes are cut at 64 bytes, names of unknown fields included.
+		{name: "LongUnknownField", body: `{"kind": "noop", "` + strings.Repeat("f", 5000) + `": 1}`, status: 422, fields: map[string]string{strings.Repeat("f", 64) + "…": "unknown field"}, maxBody: 1024},
+		{name: "LongUnknownKind", body: `{"kind": "` + strings.Repeat("k", 200) + `"}`, status: 422, fields: map[string]string{"kind": `unknown kind "` + strings.Repeat("k", 64) + `…"; known kinds: http, noop, sleep`}},
+		{name: "LongWait", method: "GET", path: taskPath + "?wait=" + strings.Repeat("7", 3000), status: 400, fields: map[string]string{"wait": "must be a duration from 0s to 1m0s"}, maxBody: 1024},
+		{name: "LongUnknownParameter", method: "GET", path: "/v1/tasks?" + strings.Repeat("p", 3000) + "=1", status: 400, fields: map[string]string{strings.Repeat("p", 64) + "…": "unknown query parameter"}, maxBody: 1024},
+		// Query parameter errors name the parameter in errors too.
+		{name: "LimitZero", method: "GET", path: "/v1/tasks?limit=0", status: 400, fields: map[string]string{"limit": "must be an integer from 1 to 100"}},
+		{name: "LimitLeadingZero", method: "GET", path: "/v1/tasks?limit=05", status: 400, fields: map[string]string{"limit": "must be an integer from 1 to 100"}},
+		{name: "StateBogus", method: "GET", path: "/v1/tasks?state=bogus", status: 400, fields: map[string]string{"state": "must be one of: available, scheduled, pending, running, retryable, completed, discarded, cancelled"}},
+		{name: "AfterBogus", method: "GET", path: "/v1/tasks?after=zzz!", status: 400, fields: map[string]string{"after": "is not a valid cursor"}},
+		{name: "UnknownParameterNamed", method: "GET", path: "/v1/tasks?foo=1", status: 400, fields: map[string]string{"foo": "unknown query parameter"}},
+		// A task has one path: no sign, no leading zeros.
+		{name: "IDLeadingZero", method: "GET", path: fmt.Sprintf("/v1/tasks/0%d", id), status: 400, detail: "without sign or leading zeros"},
+		{name: "IDPlusSign", method: "GET", path: fmt.Sprintf("/v1/tasks/+%d", id), status: 400, detail: "without sign or leading zeros"},
 	}
 
 	t.Run("Cases", func(t *testing.T) {

@@ -69,8 +69,9 @@ func handleTaskProgress(logger *slog.Logger, lv *LiveOpts) http.Handler {
 			return
 		}
 		attempt, err := strconv.Atoi(q["attempt"])
-		if err != nil || attempt < 1 || attempt > math.MaxInt16 {
-			writeProblem(w, r, logger, badRequest("query parameter attempt must be the attempt number of the Handoff-Progress-URL header"))
+		if err != nil || attempt < 1 || attempt > math.MaxInt16 || strconv.Itoa(attempt) != q["attempt"] {
+			writeProblem(w, r, logger, paramError("attempt", "must be the attempt number of the Handoff-Progress-URL header",
+				"query parameter attempt must be the attempt number of the Handoff-Progress-URL header"))
 			return
 		}
 		if err := lv.Tokens.VerifyProgress(id, attempt, q["token"]); err != nil {
@@ -80,6 +81,10 @@ func handleTaskProgress(logger *slog.Logger, lv *LiveOpts) http.Handler {
 		body, err := decode[progressRequest](r)
 		var fields jsonstrict.FieldsError
 		if errors.As(err, &fields) {
+			if msg, whole := fields[""]; whole {
+				writeProblem(w, r, logger, badRequest("the body "+msg+`: send a JSON object {"done": ...}`))
+				return
+			}
 			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the progress report is invalid: " + fields.Error(), fields: fields})
 			return
 		}

@@ -77,7 +77,7 @@ func idempotencyKeyHeader(r *http.Request, req *task.CreateRequest) error {
 			detail: "the Idempotency-Key header is empty; send a key of 1 to 255 bytes, or no header",
 			fields: map[string]string{idempotencyHeader: "must not be empty"},
 		}
-	case req.IdempotencyKey != "" && req.IdempotencyKey != values[0]:
+	case (req.IdempotencyKey != "" || req.Given.Has("idempotency_key")) && req.IdempotencyKey != values[0]:
 		return &requestError{
 			status: http.StatusUnprocessableEntity,
 			detail: "idempotency_key in the body and the Idempotency-Key header differ; send one",
@@ -120,7 +120,7 @@ func handleTaskGet(logger *slog.Logger, tasks *task.Service, hub *live.Hub) http
 		}
 		wait, err := waitParam(r)
 		if err == nil && wait > 0 && hub == nil {
-			err = badRequest("wait is not available on this server")
+			err = paramError("wait", "is not available on this server", "wait is not available on this server")
 		}
 		if err != nil {
 			writeProblem(w, r, logger, err)
@@ -178,22 +178,27 @@ func listParams(r *http.Request) (task.ListParams, error) {
 	}
 	params := task.ListParams{State: q["state"], Kind: q["kind"]}
 	if !task.ValidText(params.Kind) {
-		return params, badRequest("query parameter kind must be valid UTF-8 without NUL characters")
+		return params, paramError("kind", "must be valid UTF-8 without NUL characters",
+			"query parameter kind must be valid UTF-8 without NUL characters")
 	}
 	if params.State != "" && !slices.Contains(task.States, params.State) {
-		return params, badRequest(fmt.Sprintf("query parameter state: %s is not a task state; use one of: %s", jsonstrict.Quote(params.State), strings.Join(task.States, ", ")))
+		return params, paramError("state", "must be one of: "+strings.Join(task.States, ", "),
+			fmt.Sprintf("query parameter state: %s is not a task state; use one of: %s", jsonstrict.Quote(params.State), strings.Join(task.States, ", ")))
 	}
 	if raw, ok := q["limit"]; ok {
 		limit, err := strconv.Atoi(raw)
-		if err != nil || limit < 1 || limit > task.ListLimitMax {
-			return params, badRequest(fmt.Sprintf("query parameter limit must be an integer from 1 to %d, not %s", task.ListLimitMax, jsonstrict.Quote(raw)))
+		// Canonical digits only: "05" or "+5" is not 5.
+		if err != nil || limit < 1 || limit > task.ListLimitMax || strconv.Itoa(limit) != raw {
+			return params, paramError("limit", fmt.Sprintf("must be an integer from 1 to %d", task.ListLimitMax),
+				fmt.Sprintf("query parameter limit must be an integer from 1 to %d, not %s", task.ListLimitMax, jsonstrict.Quote(raw)))
 		}
 		params.Limit = limit
 	}
 	if raw, ok := q["after"]; ok {
 		after, ok := decodeCursor(raw)
 		if !ok {
-			return params, badRequest("query parameter after is not a valid cursor; pass the \"next\" value of the previous page, or leave it out for the first page")
+			return params, paramError("after", "is not a valid cursor",
+				"query parameter after is not a valid cursor; pass the \"next\" value of the previous page, or leave it out for the first page")
 		}
 		params.AfterID = after
 	}
@@ -253,11 +258,13 @@ func handleTaskControl(logger *slog.Logger, control func(ctx context.Context, id
 	})
 }
 
+// pathID reads the task id of the path: a positive integer in canonical
+// form, so that a task has one path ("01" and "+1" are not 1).
 func pathID(r *http.Request) (int64, error) {
 	raw := r.PathValue("id")
 	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id < 1 {
-		return 0, badRequest(fmt.Sprintf("task id %s is not valid; ids are positive integers", jsonstrict.Quote(raw)))
+	if err != nil || id < 1 || strconv.FormatInt(id, 10) != raw {
+		return 0, badRequest(fmt.Sprintf("task id %s is not valid; ids are positive integers, written without sign or leading zeros", jsonstrict.Quote(raw)))
 	}
 	return id, nil
 }

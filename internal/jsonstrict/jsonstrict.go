@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -128,7 +127,7 @@ func syntaxError(err error) error {
 	msg := serr.Err.Error()
 	switch {
 	case errors.Is(serr.Err, jsontext.ErrDuplicateName):
-		return &SyntaxError{Offset: serr.ByteOffset, Detail: fmt.Sprintf("malformed JSON: field %q is given twice at byte %d; give each field once", path, serr.ByteOffset)}
+		return &SyntaxError{Offset: serr.ByteOffset, Detail: fmt.Sprintf("malformed JSON: field %s is given twice at byte %d; give each field once", Quote(path), serr.ByteOffset)}
 	case errors.Is(serr.Err, io.ErrUnexpectedEOF):
 		return &SyntaxError{Offset: serr.ByteOffset, Detail: "malformed JSON: the body ends before the value does"}
 	}
@@ -203,8 +202,13 @@ func (d *decoder) value(path string, v reflect.Value) error {
 	t := v.Type()
 
 	// null leaves a value as it was, as encoding/json does: for the
-	// optional fields of Handoff's requests it means "not given".
+	// optional fields of Handoff's requests it means "not given". An
+	// object is never optional that way: a body or a batch item that is
+	// null is not an object.
 	if kind == 'n' {
+		if t.Kind() == reflect.Struct && t != timeType {
+			return d.fail(path, "must be an object, not null")
+		}
 		if t == rawMessageType {
 			raw, err := d.dec.ReadValue()
 			v.SetBytes(bytes.Clone(raw))
@@ -318,6 +322,12 @@ func (d *decoder) value(path string, v reflect.Value) error {
 			d.errs[path] = fmt.Sprintf("%s is out of range for a number", shorten(tok.String()))
 			return nil
 		}
+		if f == 0 && !zeroLiteral(tok.String()) {
+			// ParseFloat rounds a value too close to 0 to 0 without an
+			// error: 1e-400 is not 0.
+			d.errs[path] = fmt.Sprintf("%s is out of range for a number: too close to 0", shorten(tok.String()))
+			return nil
+		}
 		v.SetFloat(f)
 		return nil
 	default:
@@ -337,35 +347,24 @@ func (d *decoder) intValue(path string, kind jsontext.Kind, v reflect.Value) err
 	t := v.Type()
 	unsigned := t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64
 	// JSON has one number type: 1 and 1.0 are the same value. An integral
-	// value in any notation is taken; 1.5 is not an integer.
-	f, ferr := strconv.ParseFloat(text, 64)
-	if ferr == nil && f != math.Trunc(f) {
+	// value in any notation is taken; 1.5 is not an integer, nor is
+	// 1.0000000000000001, which a float64 would round to 1.
+	digits, integral, huge := integerText(text)
+	if !integral {
 		d.errs[path] = "must be an integer, not " + shorten(text)
 		return nil
 	}
 	if unsigned {
-		n, err := strconv.ParseUint(text, 10, t.Bits())
-		if err != nil && ferr == nil && f >= 0 && f <= math.MaxUint64 && float64(uint64(f)) == f {
-			n, err = uint64(f), nil
-			if t.Bits() < 64 && n >= 1<<t.Bits() {
-				err = strconv.ErrRange
-			}
-		}
-		if err != nil {
+		n, err := strconv.ParseUint(digits, 10, t.Bits())
+		if err != nil || huge {
 			d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from 0 to %d", shorten(text), uint64(1)<<(t.Bits()-1)*2-1)
 			return nil
 		}
 		v.SetUint(n)
 		return nil
 	}
-	n, err := strconv.ParseInt(text, 10, t.Bits())
-	if err != nil && ferr == nil && f >= math.MinInt64 && f < math.MaxInt64 {
-		n, err = int64(f), nil
-		if v.OverflowInt(n) {
-			err = strconv.ErrRange
-		}
-	}
-	if err != nil {
+	n, err := strconv.ParseInt(digits, 10, t.Bits())
+	if err != nil || huge {
 		hi := int64(1)<<(t.Bits()-1) - 1
 		d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from %d to %d", shorten(text), -hi-1, hi)
 		if t.Bits() == 64 {
@@ -377,6 +376,57 @@ func (d *decoder) intValue(path string, kind jsontext.Kind, v reflect.Value) err
 	}
 	v.SetInt(n)
 	return nil
+}
+
+// integerText reads a JSON number literal exactly, without a float: the
+// integer it denotes in plain decimal digits ("-" first if negative), or
+// integral false if it denotes no integer (1.5, 1e-1). huge is set, and
+// digits left empty, when the integer has more than 20 digits, more than
+// any Go integer holds, so that 1e999999999 is never written out.
+func integerText(lit string) (digits string, integral, huge bool) {
+	neg := strings.HasPrefix(lit, "-")
+	lit = strings.TrimPrefix(lit, "-")
+	mantissa, exponent, hasExp := strings.Cut(strings.ReplaceAll(lit, "E", "e"), "e")
+	whole, frac, _ := strings.Cut(mantissa, ".")
+	// The value is (whole frac) × 10^(exponent − len(frac)).
+	digits = strings.TrimLeft(whole+frac, "0")
+	if digits == "" {
+		return "0", true, false
+	}
+	exp := -len(frac)
+	if hasExp {
+		// Any exponent beyond ±2^40 decides the same as ±2^40 (a body
+		// has far fewer digits), and the sums below cannot overflow.
+		const bound = 1 << 40
+		e, err := strconv.Atoi(exponent)
+		switch {
+		case err != nil && strings.HasPrefix(exponent, "-"), e < -bound:
+			e = -bound
+		case err != nil, e > bound:
+			e = bound
+		}
+		exp += e
+	}
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed)
+	switch {
+	case exp < 0:
+		return "", false, false
+	case len(trimmed)+exp > 20:
+		return "", true, true
+	}
+	digits = trimmed + strings.Repeat("0", exp)
+	if neg {
+		digits = "-" + digits
+	}
+	return digits, true, false
+}
+
+// zeroLiteral reports whether a JSON number literal denotes 0: no digit of
+// its mantissa is other than 0.
+func zeroLiteral(lit string) bool {
+	mantissa, _, _ := strings.Cut(strings.ReplaceAll(lit, "E", "e"), "e")
+	return strings.Trim(mantissa, "-0.") == ""
 }
 
 func (d *decoder) timeValue(path string, kind jsontext.Kind, v reflect.Value) error {
@@ -397,20 +447,43 @@ func (d *decoder) timeValue(path string, kind jsontext.Kind, v reflect.Value) er
 	return nil
 }
 
+// Given lists the JSON names of the fields an object was decoded from,
+// those given as null left out (null means "not given"). A struct field of
+// this type (tagged `json:"-"`) is filled by Decode, so that a request can
+// tell a field sent empty ("queue": "") from one left out.
+type Given []string
+
+// Has reports whether the field named name was given.
+func (g Given) Has(name string) bool { return slices.Contains(g, name) }
+
+var givenType = reflect.TypeFor[Given]()
+
+// typeFields is what Decode needs of a struct type: its JSON names'
+// field indexes, and the index of its Given field (-1 for none).
+type typeFields struct {
+	byName map[string]int
+	given  int
+}
+
 // fieldsByType caches structFields: a request type's fields are looked up
 // for every object of the body, a thousand in a full batch.
-var fieldsByType sync.Map // reflect.Type → map[string]int, read only once stored
+var fieldsByType sync.Map // reflect.Type → *typeFields, read only once stored
 
 // structFields maps JSON names to field indexes, as encoding/json's tags
-// name them (exported fields only; "-" skipped).
-func structFields(t reflect.Type) map[string]int {
+// name them (exported fields only; "-" skipped), and finds the Given field.
+func structFields(t reflect.Type) *typeFields {
 	if fields, ok := fieldsByType.Load(t); ok {
-		return fields.(map[string]int) //nolint:forcetypeassert // only this function stores
+		return fields.(*typeFields) //nolint:forcetypeassert // only this function stores
 	}
-	fields := map[string]int{}
+	info := &typeFields{byName: map[string]int{}, given: -1}
+	fields := info.byName
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
+			continue
+		}
+		if f.Type == givenType {
+			info.given = i
 			continue
 		}
 		name := f.Name
@@ -425,15 +498,16 @@ func structFields(t reflect.Type) map[string]int {
 		}
 		fields[name] = i
 	}
-	fieldsByType.Store(t, fields)
-	return fields
+	fieldsByType.Store(t, info)
+	return info
 }
 
 func (d *decoder) structValue(path string, kind jsontext.Kind, v reflect.Value) error {
 	if kind != '{' {
 		return d.fail(path, "must be an object, not "+kindName(kind))
 	}
-	fields := structFields(v.Type())
+	info := structFields(v.Type())
+	fields := info.byName
 	if _, err := d.dec.ReadToken(); err != nil {
 		return err
 	}
@@ -450,10 +524,15 @@ func (d *decoder) structValue(path string, kind jsontext.Kind, v reflect.Value) 
 		}
 		i, ok := fields[name]
 		if !ok {
-			if err := d.fail(join(path, name), "unknown field"+hint(name, fields)); err != nil {
+			// The name is echoed as the error's key: cut like any echo.
+			if err := d.fail(join(path, shorten(name)), "unknown field"+hint(name, fields)); err != nil {
 				return err
 			}
 			continue
+		}
+		if info.given >= 0 && d.dec.PeekKind() != 'n' {
+			g := v.Field(info.given)
+			g.Set(reflect.Append(g, reflect.ValueOf(name)))
 		}
 		if err := d.value(join(path, name), v.Field(i)); err != nil {
 			return err
@@ -621,6 +700,11 @@ func hex4(raw []byte, at int) int {
 	}
 	return int(n)
 }
+
+// Shorten cuts a value echoed in a message to 64 bytes (at a rune
+// boundary, with "…"), as every echo of the API is: a client's 1 MiB
+// mistake is not sent back to it.
+func Shorten(s string) string { return shorten(s) }
 
 // shorten keeps an echoed value short: a client's 1 MiB mistake is not
 // sent back to it.

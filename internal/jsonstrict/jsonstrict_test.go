@@ -125,6 +125,15 @@ func TestDecodeFieldsError(t *testing.T) {
 		"float overflow":   {`{"inner":{"seconds":1e999}}`, jsonstrict.FieldsError{"inner.seconds": "1e999 is out of range for a number"}},
 		"not an object":    {`{"inner":[]}`, jsonstrict.FieldsError{"inner": "must be an object, not an array"}},
 		"root not object":  {`[1]`, jsonstrict.FieldsError{"": "must be an object, not an array"}},
+		"root null":        {`null`, jsonstrict.FieldsError{"": "must be an object, not null"}},
+		"object null":      {`{"inner":null}`, jsonstrict.FieldsError{"inner": "must be an object, not null"}},
+		"item null":        {`{"list":[{"seconds":1},null]}`, jsonstrict.FieldsError{"list[1]": "must be an object, not null"}},
+		// A float64 rounds these to integers; they are not.
+		"not an integer, rounded": {`{"priority":1.0000000000000001}`, jsonstrict.FieldsError{"priority": "must be an integer, not 1.0000000000000001"}},
+		"not an integer, tiny":    {`{"priority":1e-99999999999999999999}`, jsonstrict.FieldsError{"priority": "must be an integer, not 1e-99999999999999999999"}},
+		"huge exponent":           {`{"priority":1e99999999999999999999}`, jsonstrict.FieldsError{"priority": "1e99999999999999999999 is out of range for an integer"}},
+		"uint over":               {`{"count":256.0}`, jsonstrict.FieldsError{"count": "256.0 is out of range: must be an integer from 0 to 255"}},
+		"float underflow":         {`{"inner":{"seconds":1e-400}}`, jsonstrict.FieldsError{"inner.seconds": "1e-400 is out of range for a number: too close to 0"}},
 		"lone high surrogate": {
 			`{"kind":"\ud800"}`,
 			jsonstrict.FieldsError{"kind": `must be valid UTF-8 text: invalid UTF-8 or an unpaired surrogate escape (\ud800-\udfff) is not allowed`},
@@ -180,6 +189,87 @@ func TestDecodeEchoIsShort(t *testing.T) {
 	err := jsonstrict.Decode([]byte(`{"priority":`+strings.Repeat("1", 100000)+`.5}`), &req)
 	require.Error(t, err)
 	require.Less(t, len(err.Error()), 200)
+
+	// An unknown field's name is the error's key: cut too.
+	long := strings.Repeat("x", 5000)
+	err = jsonstrict.Decode([]byte(`{"inner":{"`+long+`":1}}`), &req)
+	var fieldErrs jsonstrict.FieldsError
+	require.ErrorAs(t, err, &fieldErrs)
+	require.Equal(t, jsonstrict.FieldsError{"inner." + strings.Repeat("x", 64) + "…": "unknown field"}, fieldErrs)
+
+	err = jsonstrict.Decode([]byte(`{"`+long+`":1,"`+long+`":2}`), &req)
+	var syntaxErr *jsonstrict.SyntaxError
+	require.ErrorAs(t, err, &syntaxErr)
+	require.Less(t, len(syntaxErr.Detail), 200)
+}
+
+// Integers in any notation, read exactly: the value a literal denotes,
+// never a float's rounding of it.
+func TestDecodeIntegers(t *testing.T) {
+	t.Parallel()
+
+	type ints struct {
+		I   int64  `json:"i"`
+		U   uint64 `json:"u"`
+		I16 int16  `json:"i16"`
+	}
+	for body, want := range map[string]ints{
+		`{"i":2.0,"u":1e2,"i16":-0.0}`:                             {I: 2, U: 100},
+		`{"i":-9223372036854775808,"u":18446744073709551615}`:      {I: -9223372036854775808, U: 18446744073709551615},
+		`{"i":922337203685477580.7e1,"u":1844674407370955161.5E1}`: {I: 9223372036854775807, U: 18446744073709551615},
+		`{"i":0e99999999999999999999,"u":0.000e-5}`:                {},
+		`{"i":12300e-2,"i16":32767.000}`:                           {I: 123, I16: 32767},
+	} {
+		var got ints
+		require.NoError(t, jsonstrict.Decode([]byte(body), &got), body)
+		require.Equal(t, want, got, body)
+	}
+	for body, field := range map[string]string{
+		`{"i":9223372036854775808}`:     "i",
+		`{"i":9.223372036854775808e18}`: "i",
+		`{"u":-1e0}`:                    "u",
+		`{"u":18446744073709551616}`:    "u",
+		`{"i16":-32769}`:                "i16",
+		`{"i":123456789012345678901}`:   "i",
+		`{"i":1.5e0}`:                   "i",
+		`{"i":10e-2}`:                   "i",
+	} {
+		var got ints
+		err := jsonstrict.Decode([]byte(body), &got)
+		var fieldErrs jsonstrict.FieldsError
+		require.ErrorAs(t, err, &fieldErrs, body)
+		require.Contains(t, fieldErrs, field, body)
+	}
+}
+
+// Given names the fields an object had, so that "queue": "" can be told
+// from no queue; a null is not given.
+func TestDecodeGiven(t *testing.T) {
+	t.Parallel()
+
+	type withGiven struct {
+		Kind  string           `json:"kind"`
+		Queue string           `json:"queue,omitempty"`
+		Pri   int              `json:"priority,omitempty"`
+		Given jsonstrict.Given `json:"-"`
+	}
+	var got withGiven
+	require.NoError(t, jsonstrict.Decode([]byte(`{"kind":"noop","queue":"","priority":null}`), &got))
+	require.Equal(t, jsonstrict.Given{"kind", "queue"}, got.Given)
+	require.True(t, got.Given.Has("queue"))
+	require.False(t, got.Given.Has("priority"))
+
+	var items []withGiven
+	require.NoError(t, jsonstrict.Decode([]byte(`[{"kind":"a"},{"priority":2}]`), &items))
+	require.Equal(t, jsonstrict.Given{"kind"}, items[0].Given)
+	require.Equal(t, jsonstrict.Given{"priority"}, items[1].Given)
+
+	// "Given" is no JSON field.
+	var unknown withGiven
+	err := jsonstrict.Decode([]byte(`{"Given":["kind"]}`), &unknown)
+	var fieldErrs jsonstrict.FieldsError
+	require.ErrorAs(t, err, &fieldErrs)
+	require.Equal(t, jsonstrict.FieldsError{"Given": "unknown field"}, fieldErrs)
 }
 
 func TestParseTime(t *testing.T) {

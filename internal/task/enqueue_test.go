@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/jobs"
 )
@@ -312,6 +313,17 @@ func TestRulesAgree(t *testing.T) {
 		{"CallbackTooLong", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/" + strings.Repeat("a", 2048)}, "callback_url", false},
 		{"TenantWhitespace", task.CreateRequest{Kind: "noop", Tenant: "  "}, "tenant", false},
 		{"TenantTooLong", task.CreateRequest{Kind: "noop", Tenant: strings.Repeat("t", 256)}, "tenant", false},
+		{"TenantUpper", task.CreateRequest{Kind: "noop", Tenant: "ACME"}, "tenant", false},
+		{"TenantSpace", task.CreateRequest{Kind: "noop", Tenant: "acme corp"}, "tenant", false},
+		{"TenantLongest", task.CreateRequest{Kind: "noop", Tenant: strings.Repeat("t", 63)}, "", false},
+		{"Tenant64", task.CreateRequest{Kind: "noop", Tenant: strings.Repeat("t", 64)}, "tenant", false},
+		// A field a JSON body gave with its zero value (Given) is refused,
+		// as SQL refuses it; left out, it means the default on both paths.
+		{"QueueGivenEmpty", task.CreateRequest{Kind: "noop", Given: jsonstrict.Given{"queue"}}, "queue", false},
+		{"PriorityGivenZero", task.CreateRequest{Kind: "noop", Given: jsonstrict.Given{"priority"}}, "priority", false},
+		{"MaxAttemptsGivenZero", task.CreateRequest{Kind: "noop", Given: jsonstrict.Given{"max_attempts"}}, "max_attempts", false},
+		{"KeyGivenEmpty", task.CreateRequest{Kind: "noop", Given: jsonstrict.Given{"idempotency_key"}}, "idempotency_key", false},
+		{"CallbackGivenEmpty", task.CreateRequest{Kind: "noop", Given: jsonstrict.Given{"callback_url"}}, "callback_url", false},
 	} {
 		goField := ""
 		_, err := validator.Prepare(tc.req)
@@ -327,10 +339,19 @@ func TestRulesAgree(t *testing.T) {
 
 		sqlField := ""
 		err = pgx.BeginFunc(ctx, bundle.pool, func(tx pgx.Tx) error {
+			// A zero value is SQL's NULL (not given), unless the body gave it.
+			given := func(name string, v any, null any) any {
+				if tc.req.Given.Has(name) {
+					return v
+				}
+				return null
+			}
 			_, err := tx.Exec(ctx, `SELECT handoff.check_request($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				tc.req.Kind, sqlArgs(tc.req.Args), nullIfZero(tc.req.Queue), nullIfZero(tc.req.Priority),
-				nullIfZero(tc.req.MaxAttempts), tc.req.RunAt, nullIfZero(tc.req.IdempotencyKey),
-				nullIfZero(tc.req.CallbackURL), nullIfZero(tc.req.Tenant))
+				tc.req.Kind, sqlArgs(tc.req.Args), given("queue", tc.req.Queue, nullIfZero(tc.req.Queue)),
+				given("priority", tc.req.Priority, nullIfZero(tc.req.Priority)),
+				given("max_attempts", tc.req.MaxAttempts, nullIfZero(tc.req.MaxAttempts)), tc.req.RunAt,
+				given("idempotency_key", tc.req.IdempotencyKey, nullIfZero(tc.req.IdempotencyKey)),
+				given("callback_url", tc.req.CallbackURL, nullIfZero(tc.req.CallbackURL)), nullIfZero(tc.req.Tenant))
 			return err
 		})
 		if err != nil {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/handoff/handoff/internal/auth"
+	"github.com/handoff/handoff/internal/jsonstrict"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/jobs"
 )
@@ -26,7 +28,6 @@ const (
 	MaxAttemptsLimit      = 1000
 	IdempotencyKeyMaxLen  = 255
 	CallbackURLMaxLen     = 2048
-	TenantMaxLen          = 255
 	MaxArgsBytes          = 1 << 20
 	DefaultQueue          = river.QueueDefault
 	DefaultTenant         = "default"
@@ -54,6 +55,11 @@ type CreateRequest struct {
 	// Tenant scopes idempotency keys; empty means DefaultTenant. The HTTP
 	// API never takes it from a body: API keys will decide it.
 	Tenant string `json:"-"`
+	// Given names the fields a decoded JSON body had (jsonstrict fills
+	// it). A field given with its zero value ("queue": "", "priority": 0)
+	// is then refused, as SQL refuses it, instead of meaning "not given";
+	// null and leaving it out still mean that. Go callers leave it nil.
+	Given jsonstrict.Given `json:"-"`
 }
 
 // Validator checks create requests. It is the one Go implementation of the
@@ -122,7 +128,7 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 	case req.Kind == "":
 		problems["kind"] = "is required; known kinds: " + v.kindNames()
 	case !ok:
-		problems["kind"] = fmt.Sprintf("unknown kind %q; known kinds: %s", truncate(req.Kind, 100), v.kindNames())
+		problems["kind"] = fmt.Sprintf("unknown kind %q; known kinds: %s", truncate(req.Kind, 64), v.kindNames())
 	case len(req.Args) > v.maxArgs:
 		problems["args"] = fmt.Sprintf("must be at most %d bytes of JSON", v.maxArgs)
 	default:
@@ -140,9 +146,29 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 		}
 	}
 
+	// A field given empty is a mistake the client should hear of (SQL
+	// refuses the same values): leave a field out, or null, for its
+	// default.
+	given := func(name string, empty bool) bool { return empty && req.Given.Has(name) }
+	if given("queue", req.Queue == "") {
+		problems["queue"] = "must not be empty; leave it out for the default queue"
+	}
+	if given("priority", req.Priority == 0) {
+		problems["priority"] = "must be between 1 (highest) and 4; leave it out for 1"
+	}
+	if given("max_attempts", req.MaxAttempts == 0) {
+		problems["max_attempts"] = fmt.Sprintf("must be between 1 and %d; leave it out for %d", MaxAttemptsLimit, DefaultMaxAttempts)
+	}
+	if given("idempotency_key", req.IdempotencyKey == "") {
+		problems["idempotency_key"] = "must not be empty; leave it out for no key"
+	}
+	if given("callback_url", req.CallbackURL == "") {
+		problems["callback_url"] = "must not be empty; leave it out for no callback"
+	}
+
 	queue := cmp.Or(req.Queue, DefaultQueue)
 	if req.Queue != "" && v.queues != nil && !v.queues[queue] {
-		problems["queue"] = fmt.Sprintf("unknown queue %q; served queues: %s", truncate(queue, 100), strings.Join(slices.Sorted(maps.Keys(v.queues)), ", "))
+		problems["queue"] = fmt.Sprintf("unknown queue %q; served queues: %s", truncate(queue, 64), strings.Join(slices.Sorted(maps.Keys(v.queues)), ", "))
 	}
 	priority := cmp.Or(req.Priority, 1)
 	if priority < 1 || priority > 4 {
@@ -190,8 +216,10 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 		}
 	}
 	tenant := cmp.Or(req.Tenant, DefaultTenant)
-	if len(tenant) > TenantMaxLen || !ValidText(tenant) || blank(tenant) {
-		problems["tenant"] = fmt.Sprintf("must be 1 to %d bytes of text, not only whitespace", TenantMaxLen)
+	if !auth.ValidTenant(tenant) {
+		// The rule of `handoff keys create --tenant` (and of SQL since
+		// 00019): a task under any other name could never be read by a key.
+		problems["tenant"] = "must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit"
 	}
 	if len(problems) > 0 {
 		return nil, &ValidationError{Fields: problems}

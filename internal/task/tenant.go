@@ -71,7 +71,9 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("%s: tenant %q has %d tasks that have not finished, the most it may have; wait for some to finish", ErrTooManyUnfinished, e.Tenant, e.Max)
+	// The count stops at the cap (TaskUnfinishedCount), so the tenant has
+	// at least that many; tasks made by SQL, which has no cap, may add more.
+	return fmt.Sprintf("%s: tenant %q has reached its cap of %d unfinished tasks; wait for some to finish", ErrTooManyUnfinished, e.Tenant, e.Max)
 }
 
 // Is makes errors.Is(err, ErrTooManyUnfinished) true.
