@@ -93,7 +93,9 @@ func (s *Service) admitUnfinished(ctx context.Context, ps []*Prepared, pending [
 	if s.maxUnfinished == 0 || len(pending) == 0 {
 		return pending
 	}
-	room := map[string]int{}
+	// room is each tenant's room left as the batch is admitted; taken its
+	// room before (what is admitted is told to s.rooms at the end).
+	room, taken := map[string]int{}, map[string]int{}
 	admitted := pending[:0:0]
 	for _, i := range pending {
 		p := ps[i]
@@ -104,6 +106,7 @@ func (s *Service) admitUnfinished(ctx context.Context, ps []*Prepared, pending [
 				results[i].Err = err
 				continue
 			}
+			taken[p.Tenant] = left
 		}
 		if left > 0 {
 			room[p.Tenant] = left - 1
@@ -120,6 +123,9 @@ func (s *Service) admitUnfinished(ctx context.Context, ps []*Prepared, pending [
 			}
 		}
 		results[i].Err = s.limitError(p.Tenant)
+	}
+	for tenant, left := range room {
+		s.rooms.take(tenant, taken[tenant]-left)
 	}
 	return admitted
 }

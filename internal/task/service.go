@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,10 @@ type Service struct {
 	logger    *slog.Logger
 	// maxUnfinished caps each tenant's unfinished tasks; 0: no cap.
 	maxUnfinished int
+	// rooms spares most creates the count of unfinished tasks (room.go);
+	// unfinishedCounts is how many counts were made, for tests.
+	rooms            *roomCache
+	unfinishedCounts atomic.Int64
 	// group coalesces concurrent inserts (batch.go).
 	group *grouper
 }
@@ -105,6 +110,7 @@ func NewService(pool *pgxpool.Pool, client JobClient, kinds []jobs.Kind, opts *S
 		logger:    cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 
 		maxUnfinished: max(opts.MaxUnfinished, 0),
+		rooms:         newRoomCache(opts.MaxUnfinished),
 		group:         newGrouper(client, opts.BatchMax),
 	}
 }
@@ -280,17 +286,27 @@ func (s *Service) checkUnfinished(ctx context.Context, tenant string) error {
 	if room == 0 {
 		return s.limitError(tenant)
 	}
+	s.rooms.take(tenant, 1)
 	return nil
 }
 
 // unfinishedRoom is how many more unfinished tasks the tenant may have
-// under the cap (maxUnfinished, which must be set).
+// under the cap (maxUnfinished, which must be set): counted, or from a
+// recent count while the tenant is far from its cap (roomCache). A caller
+// that admits tasks against it tells s.rooms.take.
 func (s *Service) unfinishedRoom(ctx context.Context, tenant string) (int, error) {
+	now := time.Now()
+	if room, ok := s.rooms.get(tenant, now); ok {
+		return room, nil
+	}
+	s.unfinishedCounts.Add(1)
 	n, err := s.queries.TaskUnfinishedCount(ctx, s.pool, store.TaskUnfinishedCountParams{Tenant: tenant, Max: int32(min(s.maxUnfinished, math.MaxInt32))}) //nolint:gosec // bounded by min
 	if err != nil {
 		return 0, fmt.Errorf("count unfinished tasks: %w", err)
 	}
-	return max(s.maxUnfinished-int(n), 0), nil
+	room := max(s.maxUnfinished-int(n), 0)
+	s.rooms.counted(tenant, room, now)
+	return room, nil
 }
 
 // limitError refuses a task of tenant at its cap.

@@ -3,6 +3,7 @@ package task_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
@@ -115,6 +116,56 @@ func TestMaxUnfinished(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = svc.Create(asA, task.CreateRequest{Kind: "noop"})
 	require.NoError(t, err)
+}
+
+// TestMaxUnfinishedCountsRarely: far from its cap, a tenant's unfinished
+// tasks are counted once per roomFresh, not for every create (a count walks
+// the dead index entries of finished tasks); within a tenth of the cap every
+// create counts, so the refusal comes from a fresh count.
+func TestMaxUnfinishedCountsRarely(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+	svc := task.NewService(bundle.pool, bundle.client, jobs.Kinds(jobs.Deps{}), &task.ServiceOpts{MaxUnfinished: 100, Logger: pgtest.Logger(t)})
+	task.SetRoomFresh(svc, time.Hour) // no count goes stale during the test
+	asA := task.WithTenant(ctx, "a")
+
+	for range 90 {
+		_, _, err := svc.Create(asA, task.CreateRequest{Kind: "noop"})
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(1), task.UnfinishedCounts(svc), "90 creates far from the cap of 100: one count")
+
+	for range 10 {
+		_, _, err := svc.Create(asA, task.CreateRequest{Kind: "noop"})
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(11), task.UnfinishedCounts(svc), "within a tenth of the cap, every create counts")
+	_, _, err := svc.Create(asA, task.CreateRequest{Kind: "noop"})
+	require.ErrorIs(t, err, task.ErrTooManyUnfinished)
+	require.Equal(t, int64(12), task.UnfinishedCounts(svc))
+
+	// A batch takes its room from the same count.
+	asB := task.WithTenant(ctx, "b")
+	reqs := make([]task.CreateRequest, 50)
+	for i := range reqs {
+		reqs[i] = task.CreateRequest{Kind: "noop"}
+	}
+	for _, res := range svc.CreateMany(asB, reqs) {
+		require.NoError(t, res.Err)
+	}
+	require.Equal(t, int64(13), task.UnfinishedCounts(svc), "one count for a batch")
+	for range 39 {
+		_, _, err := svc.Create(asB, task.CreateRequest{Kind: "noop"})
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(13), task.UnfinishedCounts(svc), "the batch's 50 are taken from the room: 89 admitted on one count")
+	_, _, err = svc.Create(asB, task.CreateRequest{Kind: "noop"})
+	require.NoError(t, err)
+	require.Equal(t, int64(13), task.UnfinishedCounts(svc), "the 90th sees room 11 in the count")
+	_, _, err = svc.Create(asB, task.CreateRequest{Kind: "noop"})
+	require.NoError(t, err)
+	require.Equal(t, int64(14), task.UnfinishedCounts(svc), "the 91st sees room 10: counted")
 }
 
 func TestMaxArgsBytes(t *testing.T) {
