@@ -5,7 +5,7 @@
 // its own job (JobDiscardTx), the metadata keys
 // Handoff writes (MetadataKey...), and the Go projection of a job into its
 // tasks row (TaskRow). The SQL half of the seam, the triggers on river_job,
-// is in migrations/ (00009, 00010, 00011, 00012, 00017). Since 00017 the
+// is in migrations/ (00009, 00010, 00011, 00012, 00017, 00020). Since 00017 the
 // record is the table task_records, which the triggers write at every
 // change but a job's fetch, and tasks is the view that overlays a running
 // job's state from river_job; it relies on assumption 8 (a fetch is the one
