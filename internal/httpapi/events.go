@@ -170,7 +170,7 @@ func lastEventID(r *http.Request) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != raw {
 		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are non-negative integers", jsonstrict.Quote(raw)))
 	}
 	return n, nil

@@ -289,8 +289,10 @@ func TestTaskEvents(t *testing.T) {
 		t.Parallel()
 		b := liveSetup(t, &liveOpts{noWorker: true})
 		created, _ := b.create(t, `{"kind": "noop"}`)
-		r := b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d/events", created.ID), "", "Last-Event-ID", "x")
-		requireProblem(t, r, http.StatusBadRequest, "Last-Event-ID")
+		for _, bad := range []string{"x", "+5", "05", "-1"} {
+			r := b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d/events", created.ID), "", "Last-Event-ID", bad)
+			requireProblem(t, r, http.StatusBadRequest, "Last-Event-ID")
+		}
 	})
 
 	t.Run("UnknownTask", func(t *testing.T) {

@@ -221,7 +221,8 @@ func decodeCursor(cursor string) (int64, bool) {
 		return 0, false
 	}
 	id, err := strconv.ParseInt(digits, 10, 64)
-	return id, err == nil && id > 0
+	// One cursor per page: "t05" or "t+5" is not "t5".
+	return id, err == nil && id > 0 && strconv.FormatInt(id, 10) == digits
 }
 
 // handleTaskCancel serves POST /v1/tasks/{id}/cancel.

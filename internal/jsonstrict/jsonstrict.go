@@ -11,8 +11,16 @@
 //   - strings are valid UTF-8 with no unpaired surrogate escape ("\ud800"),
 //     never silently turned into U+FFFD;
 //   - numbers fit their field: an integer field takes an integral value
-//     (1 or 1.0, not 1.5) within its type's range; 1e999 is out of range;
-//   - times are RFC 3339, leap seconds included, offsets within ±23:59.
+//     (1 or 1.0, not 1.5, nor 1.0000000000000001), read exactly from the
+//     literal, within its type's range; 1e999 is out of range;
+//   - times are RFC 3339, leap seconds included, offsets within ±23:59;
+//   - null means "not given" for a field, but the value decoded itself, or
+//     an item of an array field of it, must be the object asked for;
+//   - every name or value echoed in an error is cut at 64 bytes.
+//
+// A struct may have a field of type Given, which Decode fills with the
+// names of the fields the object had, so that "queue": "" can be told from
+// a queue left out.
 //
 // Syntax problems stop decoding and come back as a *SyntaxError (the API's
 // 400). Everything else is collected over the whole value and comes back at
@@ -163,6 +171,19 @@ var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
+// isPlainObject reports whether t is decoded from a JSON object field by
+// field: a struct with no JSON or text decoding of its own.
+func isPlainObject(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && t != timeType &&
+		!reflect.PointerTo(t).Implements(unmarshalerType) && !reflect.PointerTo(t).Implements(textUnmarshalerType)
+}
+
+// isBodyOrItem reports whether path is the value decoded itself ("") or an
+// item of one of its array fields ("tasks[3]").
+func isBodyOrItem(path string) bool {
+	return path == "" || (strings.HasSuffix(path, "]") && !strings.Contains(path, ".") && strings.Count(path, "[") == 1)
+}
+
 func join(path, name string) string {
 	if path == "" {
 		return name
@@ -202,11 +223,11 @@ func (d *decoder) value(path string, v reflect.Value) error {
 	t := v.Type()
 
 	// null leaves a value as it was, as encoding/json does: for the
-	// optional fields of Handoff's requests it means "not given". An
-	// object is never optional that way: a body or a batch item that is
-	// null is not an object.
+	// optional fields of Handoff's requests it means "not given". The body
+	// itself, or an item of an array it holds (a batch's task), is not
+	// optional that way: null there is not the object asked for.
 	if kind == 'n' {
-		if t.Kind() == reflect.Struct && t != timeType {
+		if isPlainObject(t) && isBodyOrItem(path) {
 			return d.fail(path, "must be an object, not null")
 		}
 		if t == rawMessageType {
@@ -322,12 +343,6 @@ func (d *decoder) value(path string, v reflect.Value) error {
 			d.errs[path] = fmt.Sprintf("%s is out of range for a number", shorten(tok.String()))
 			return nil
 		}
-		if f == 0 && !zeroLiteral(tok.String()) {
-			// ParseFloat rounds a value too close to 0 to 0 without an
-			// error: 1e-400 is not 0.
-			d.errs[path] = fmt.Sprintf("%s is out of range for a number: too close to 0", shorten(tok.String()))
-			return nil
-		}
 		v.SetFloat(f)
 		return nil
 	default:
@@ -420,13 +435,6 @@ func integerText(lit string) (digits string, integral, huge bool) {
 		digits = "-" + digits
 	}
 	return digits, true, false
-}
-
-// zeroLiteral reports whether a JSON number literal denotes 0: no digit of
-// its mantissa is other than 0.
-func zeroLiteral(lit string) bool {
-	mantissa, _, _ := strings.Cut(strings.ReplaceAll(lit, "E", "e"), "e")
-	return strings.Trim(mantissa, "-0.") == ""
 }
 
 func (d *decoder) timeValue(path string, kind jsontext.Kind, v reflect.Value) error {
@@ -608,7 +616,7 @@ func (d *decoder) mapValue(path string, kind jsontext.Kind, v reflect.Value) err
 			continue
 		}
 		elem := reflect.New(t.Elem()).Elem()
-		if err := d.value(join(path, key), elem); err != nil {
+		if err := d.value(join(path, shorten(key)), elem); err != nil {
 			return err
 		}
 		v.SetMapIndex(reflect.ValueOf(key).Convert(t.Key()), elem)

@@ -292,6 +292,7 @@ func TestRulesAgree(t *testing.T) {
 		{"ArgsAboveMax", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 7200}`)}, "args", false},
 		{"ArgsBelowMin", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1, "fail_times": -1}`)}, "args", false},
 		{"ArgsAtBounds", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 3600, "fail_times": 100}`)}, "", false},
+		{"ArgsBelowFloat", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1e-400}`)}, "", false},
 		{"ArgsAtLowerBounds", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 0, "fail_times": 0}`)}, "", false},
 		{"ArgsMissingRequired", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{}`)}, "args", false},
 		{"ArgsRequiredNull", task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": null}`)}, "args", false},
