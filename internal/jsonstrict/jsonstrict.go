@@ -399,6 +399,11 @@ func (d *decoder) intValue(path string, kind jsontext.Kind, v reflect.Value) err
 // digits left empty, when the integer has more than 20 digits, more than
 // any Go integer holds, so that 1e999999999 is never written out.
 func integerText(lit string) (digits string, integral, huge bool) {
+	if !strings.ContainsAny(lit, ".eE") {
+		// Plain digits, the common case: JSON allows no leading zeros, so
+		// they are the integer as strconv reads it.
+		return lit, true, false
+	}
 	neg := strings.HasPrefix(lit, "-")
 	lit = strings.TrimPrefix(lit, "-")
 	mantissa, exponent, hasExp := strings.Cut(strings.ReplaceAll(lit, "E", "e"), "e")
@@ -470,7 +475,9 @@ var givenType = reflect.TypeFor[Given]()
 // field indexes, and the index of its Given field (-1 for none).
 type typeFields struct {
 	byName map[string]int
-	given  int
+	// names are the JSON names by field index, for Given.
+	names []string
+	given int
 }
 
 // fieldsByType caches structFields: a request type's fields are looked up
@@ -483,7 +490,7 @@ func structFields(t reflect.Type) *typeFields {
 	if fields, ok := fieldsByType.Load(t); ok {
 		return fields.(*typeFields) //nolint:forcetypeassert // only this function stores
 	}
-	info := &typeFields{byName: map[string]int{}, given: -1}
+	info := &typeFields{byName: map[string]int{}, names: make([]string, t.NumField()), given: -1}
 	fields := info.byName
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -505,6 +512,7 @@ func structFields(t reflect.Type) *typeFields {
 			}
 		}
 		fields[name] = i
+		info.names[i] = name
 	}
 	fieldsByType.Store(t, info)
 	return info
@@ -539,8 +547,11 @@ func (d *decoder) structValue(path string, kind jsontext.Kind, v reflect.Value) 
 			continue
 		}
 		if info.given >= 0 && d.dec.PeekKind() != 'n' {
-			g := v.Field(info.given)
-			g.Set(reflect.Append(g, reflect.ValueOf(name)))
+			g := v.Field(info.given).Addr().Interface().(*Given) //nolint:forcetypeassert // the field's type is Given
+			if *g == nil {
+				*g = make(Given, 0, len(fields))
+			}
+			*g = append(*g, info.names[i])
 		}
 		if err := d.value(join(path, name), v.Field(i)); err != nil {
 			return err
