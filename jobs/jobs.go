@@ -216,9 +216,11 @@ func (e ArgsError) Error() string {
 // (internal/jsonstrict): an args object must be exactly one JSON object
 // whose fields the kind knows, named exactly. Missing or null args mean {}.
 func decodeStrict(raw json.RawMessage, dst any) error {
-	// Like a missing one, "args": null means none given.
-	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || string(trimmed) == "null" {
-		raw = json.RawMessage("{}")
+	// Like a missing one, "args": null means none given, and none given
+	// decodes to dst as it is: the zero args, which Validate then checks.
+	switch trimmed := bytes.TrimSpace(raw); string(trimmed) {
+	case "", "null", "{}":
+		return nil
 	}
 	err := jsonstrict.Decode(raw, dst)
 	var (
