@@ -1,5 +1,5 @@
 -- The sync trigger returns at once from a statement with nothing to copy:
--- River's fetch (every row becomes 'running') while nobody watches.
+-- River's fetch (every row becomes 'running') of tasks nobody watches.
 --
 -- The trigger fires for every UPDATE of river_job, River's fetch included,
 -- and until this version ran its UPDATE of task_records even when the
@@ -27,9 +27,12 @@ DECLARE
     watching boolean := EXISTS (SELECT 1 FROM task_watch);
 BEGIN
     -- River's fetch makes every row 'running', which the record does not
-    -- copy unless somebody watches: then there is nothing to write, and
-    -- the UPDATE below (its executor set-up alone ~150 µs) is skipped.
-    IF NOT watching AND NOT EXISTS (SELECT 1 FROM handoff_new n WHERE n.state <> 'running') THEN
+    -- copy unless somebody watches that task: then there is nothing to
+    -- write, and the UPDATE below (its executor set-up alone ~150 µs) is
+    -- skipped. The condition is the UPDATE's own filter.
+    IF NOT EXISTS (SELECT 1 FROM handoff_new n
+                   WHERE n.state <> 'running'
+                      OR (watching AND EXISTS (SELECT 1 FROM task_watch w WHERE w.task_id = n.id))) THEN
         RETURN NULL;
     END IF;
     WITH changed AS (
