@@ -2,6 +2,8 @@ package task
 
 import (
 	"encoding/json"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +143,16 @@ func mustJSONNoEscape(t *testing.T, v any) []byte {
 		}
 	}
 	return append(out, '"')
+}
+
+// TestJSONTypeOfSelfDecoding: SQL's shape of an args field names the JSON
+// the strict decoder takes: a string for a type that decodes itself from
+// text (netip.Addr, a struct), anything for one with its own UnmarshalJSON.
+func TestJSONTypeOfSelfDecoding(t *testing.T) {
+	t.Parallel()
+
+	require.Equal(t, "string", jsonType(reflect.TypeFor[netip.Addr]()))
+	require.Equal(t, "string", jsonType(reflect.TypeFor[*netip.Addr]()))
+	require.Equal(t, "any", jsonType(reflect.TypeFor[time.Time]()))
+	require.Equal(t, "object", jsonType(reflect.TypeFor[struct{ A int }]()))
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"cmp"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,6 +378,11 @@ func jsonType(t reflect.Type) string {
 	}
 	if t == rawMessageType || t.Implements(reflect.TypeFor[json.Unmarshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
 		return "any"
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		// The strict decoder takes such a type (netip.Addr) from a string
+		// only, whatever its kind.
+		return "string"
 	}
 	switch t.Kind() { //nolint:exhaustive // every other kind decodes from any JSON, or not at all: "any"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
