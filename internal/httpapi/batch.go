@@ -56,9 +56,10 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 			return
 		}
 		envelope, items := splitBatchFields(fields)
+		notObject := notAnObject(envelope, `send a JSON object {"tasks": [...]}`)
 		switch {
-		case envelope[""] != "":
-			writeProblem(w, r, logger, badRequest("the body "+envelope[""]+`: send a JSON object {"tasks": [...]}`))
+		case notObject != nil:
+			writeProblem(w, r, logger, notObject)
 			return
 		case len(envelope) > 0:
 			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the batch is invalid: " + envelope.Error(), fields: envelope})

@@ -41,6 +41,16 @@ func decode[T any](r *http.Request) (T, error) {
 	return v, err
 }
 
+// notAnObject is the 400 for a body that is not the object asked for (the
+// decoder's error of the body itself, keyed ""), telling what to send; nil
+// when the body is an object.
+func notAnObject(fields jsonstrict.FieldsError, send string) error {
+	if msg, whole := fields[""]; whole {
+		return badRequest("the body " + msg + ": " + send)
+	}
+	return nil
+}
+
 // decodeNothing checks the body of a request that takes none: empty, or an
 // object with no fields.
 func decodeNothing(r *http.Request) error {
@@ -50,8 +60,8 @@ func decodeNothing(r *http.Request) error {
 	_, err := decode[struct{}](r)
 	var fieldErrs jsonstrict.FieldsError
 	if errors.As(err, &fieldErrs) {
-		if msg, whole := fieldErrs[""]; whole {
-			return badRequest("the body " + msg + ": send no body, or {}")
+		if err := notAnObject(fieldErrs, "send no body, or {}"); err != nil {
+			return err
 		}
 		return &requestError{
 			status: http.StatusUnprocessableEntity,

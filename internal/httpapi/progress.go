@@ -81,8 +81,8 @@ func handleTaskProgress(logger *slog.Logger, lv *LiveOpts) http.Handler {
 		body, err := decode[progressRequest](r)
 		var fields jsonstrict.FieldsError
 		if errors.As(err, &fields) {
-			if msg, whole := fields[""]; whole {
-				writeProblem(w, r, logger, badRequest("the body "+msg+`: send a JSON object {"done": ...}`))
+			if err := notAnObject(fields, `send a JSON object {"done": ...}`); err != nil {
+				writeProblem(w, r, logger, err)
 				return
 			}
 			writeProblem(w, r, logger, &requestError{status: http.StatusUnprocessableEntity, detail: "the progress report is invalid: " + fields.Error(), fields: fields})

@@ -92,9 +92,9 @@ func idempotencyKeyHeader(r *http.Request, req *task.CreateRequest) error {
 // validation of the same request; for a field both name, the decoder's
 // comes first (a field of the wrong type looks missing to the service).
 func withFieldsError(fields jsonstrict.FieldsError, validationErr error) error {
-	if msg, whole := fields[""]; whole {
+	if err := notAnObject(fields, "send a JSON object"); err != nil {
 		// Not an object at all: not a request to validate.
-		return badRequest("the body " + msg + ": send a JSON object")
+		return err
 	}
 	merged := map[string]string{}
 	var validation *task.ValidationError

@@ -340,7 +340,7 @@ func (d *decoder) value(path string, v reflect.Value) error {
 		}
 		f, perr := strconv.ParseFloat(tok.String(), t.Bits())
 		if perr != nil {
-			d.errs[path] = fmt.Sprintf("%s is out of range for a number", shorten(tok.String()))
+			d.errs[path] = fmt.Sprintf("%s is out of range for a number", Shorten(tok.String()))
 			return nil
 		}
 		v.SetFloat(f)
@@ -364,28 +364,28 @@ func (d *decoder) intValue(path string, kind jsontext.Kind, v reflect.Value) err
 	// JSON has one number type: 1 and 1.0 are the same value. An integral
 	// value in any notation is taken; 1.5 is not an integer, nor is
 	// 1.0000000000000001, which a float64 would round to 1.
-	digits, integral, huge := integerText(text)
+	digits, integral := integerText(text)
 	if !integral {
-		d.errs[path] = "must be an integer, not " + shorten(text)
+		d.errs[path] = "must be an integer, not " + Shorten(text)
 		return nil
 	}
 	if unsigned {
 		n, err := strconv.ParseUint(digits, 10, t.Bits())
-		if err != nil || huge {
-			d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from 0 to %d", shorten(text), uint64(1)<<(t.Bits()-1)*2-1)
+		if err != nil {
+			d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from 0 to %d", Shorten(text), uint64(1)<<(t.Bits()-1)*2-1)
 			return nil
 		}
 		v.SetUint(n)
 		return nil
 	}
 	n, err := strconv.ParseInt(digits, 10, t.Bits())
-	if err != nil || huge {
+	if err != nil {
 		hi := int64(1)<<(t.Bits()-1) - 1
-		d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from %d to %d", shorten(text), -hi-1, hi)
+		d.errs[path] = fmt.Sprintf("%s is out of range: must be an integer from %d to %d", Shorten(text), -hi-1, hi)
 		if t.Bits() == 64 {
 			// The type's bounds say nothing useful here; the field's own
 			// range is the caller's to state.
-			d.errs[path] = shorten(text) + " is out of range for an integer"
+			d.errs[path] = Shorten(text) + " is out of range for an integer"
 		}
 		return nil
 	}
@@ -395,14 +395,14 @@ func (d *decoder) intValue(path string, kind jsontext.Kind, v reflect.Value) err
 
 // integerText reads a JSON number literal exactly, without a float: the
 // integer it denotes in plain decimal digits ("-" first if negative), or
-// integral false if it denotes no integer (1.5, 1e-1). huge is set, and
-// digits left empty, when the integer has more than 20 digits, more than
-// any Go integer holds, so that 1e999999999 is never written out.
-func integerText(lit string) (digits string, integral, huge bool) {
+// integral false if it denotes no integer (1.5, 1e-1). When the integer
+// has more than 20 digits, more than any Go integer holds, digits is empty
+// (which strconv refuses), so that 1e999999999 is never written out.
+func integerText(lit string) (digits string, integral bool) {
 	if !strings.ContainsAny(lit, ".eE") {
 		// Plain digits, the common case: JSON allows no leading zeros, so
 		// they are the integer as strconv reads it.
-		return lit, true, false
+		return lit, true
 	}
 	neg := strings.HasPrefix(lit, "-")
 	lit = strings.TrimPrefix(lit, "-")
@@ -411,7 +411,7 @@ func integerText(lit string) (digits string, integral, huge bool) {
 	// The value is (whole frac) × 10^(exponent − len(frac)).
 	digits = strings.TrimLeft(whole+frac, "0")
 	if digits == "" {
-		return "0", true, false
+		return "0", true
 	}
 	exp := -len(frac)
 	if hasExp {
@@ -431,15 +431,15 @@ func integerText(lit string) (digits string, integral, huge bool) {
 	exp += len(digits) - len(trimmed)
 	switch {
 	case exp < 0:
-		return "", false, false
+		return "", false
 	case len(trimmed)+exp > 20:
-		return "", true, true
+		return "", true
 	}
 	digits = trimmed + strings.Repeat("0", exp)
 	if neg {
 		digits = "-" + digits
 	}
-	return digits, true, false
+	return digits, true
 }
 
 func (d *decoder) timeValue(path string, kind jsontext.Kind, v reflect.Value) error {
@@ -541,7 +541,7 @@ func (d *decoder) structValue(path string, kind jsontext.Kind, v reflect.Value) 
 		i, ok := fields[name]
 		if !ok {
 			// The name is echoed as the error's key: cut like any echo.
-			if err := d.fail(join(path, shorten(name)), "unknown field"+hint(name, fields)); err != nil {
+			if err := d.fail(join(path, Shorten(name)), "unknown field"+hint(name, fields)); err != nil {
 				return err
 			}
 			continue
@@ -627,7 +627,7 @@ func (d *decoder) mapValue(path string, kind jsontext.Kind, v reflect.Value) err
 			continue
 		}
 		elem := reflect.New(t.Elem()).Elem()
-		if err := d.value(join(path, shorten(key)), elem); err != nil {
+		if err := d.value(join(path, Shorten(key)), elem); err != nil {
 			return err
 		}
 		v.SetMapIndex(reflect.ValueOf(key).Convert(t.Key()), elem)
@@ -723,11 +723,7 @@ func hex4(raw []byte, at int) int {
 // Shorten cuts a value echoed in a message to 64 bytes (at a rune
 // boundary, with "…"), as every echo of the API is: a client's 1 MiB
 // mistake is not sent back to it.
-func Shorten(s string) string { return shorten(s) }
-
-// shorten keeps an echoed value short: a client's 1 MiB mistake is not
-// sent back to it.
-func shorten(s string) string {
+func Shorten(s string) string {
 	const limit = 64
 	if len(s) <= limit {
 		return s
@@ -743,7 +739,7 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // Quote quotes s for an error message, shortened to a readable length.
 func Quote(s string) string {
-	return strconv.Quote(shorten(s))
+	return strconv.Quote(Shorten(s))
 }
 
 // ParseTime parses an RFC 3339 time strictly: Go's time.RFC3339 layout, plus

@@ -129,7 +129,7 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 	case req.Kind == "":
 		problems["kind"] = "is required; known kinds: " + v.kindNames()
 	case !ok:
-		problems["kind"] = fmt.Sprintf("unknown kind %q; known kinds: %s", truncate(req.Kind, 64), v.kindNames())
+		problems["kind"] = fmt.Sprintf("unknown kind %q; known kinds: %s", jsonstrict.Shorten(req.Kind), v.kindNames())
 	case len(req.Args) > v.maxArgs:
 		problems["args"] = fmt.Sprintf("must be at most %d bytes of JSON", v.maxArgs)
 	default:
@@ -169,7 +169,7 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 
 	queue := cmp.Or(req.Queue, DefaultQueue)
 	if req.Queue != "" && v.queues != nil && !v.queues[queue] {
-		problems["queue"] = fmt.Sprintf("unknown queue %q; served queues: %s", truncate(queue, 64), strings.Join(slices.Sorted(maps.Keys(v.queues)), ", "))
+		problems["queue"] = fmt.Sprintf("unknown queue %q; served queues: %s", jsonstrict.Shorten(queue), strings.Join(slices.Sorted(maps.Keys(v.queues)), ", "))
 	}
 	priority := cmp.Or(req.Priority, 1)
 	if priority < 1 || priority > 4 {
@@ -287,13 +287,6 @@ func ValidText(s string) bool {
 // ('^[ \t\r\n\v\f]*$') does.
 func blank(s string) bool {
 	return strings.Trim(s, " \t\r\n\v\f") == ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // ArgsShape is what SQL can check of a kind's args (handoff.kinds.shape):
