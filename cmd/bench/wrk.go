@@ -24,6 +24,9 @@ import (
 // wrkScript posts the body in a file and, at the end, prints one line the
 // bench parses. response() is defined only for batch bodies: it counts the
 // answers that did not accept every task, which HTTP statuses cannot show.
+// It counts with plain finds: gsub, which copies the ~340 KB answer to
+// 1,000 tasks, cost wrk 0.17 of a core at 60 answers a second, taken from
+// the server and Postgres in the bulk figure only (0.05 now).
 const wrkScript = `
 local f = assert(io.open(%q, "rb"))
 wrk.method = "POST"
@@ -32,9 +35,15 @@ f:close()
 wrk.headers["Content-Type"] = "application/json"
 want = %d
 short = 0
+local find = string.find
 if want > 0 then
   response = function(status, headers, body)
-    local _, n = body:gsub('"status":202,', '')
+    local n, at = 0, 1
+    while true do
+      local _, e = find(body, '"status":202,', at, true)
+      if not e then break end
+      n, at = n + 1, e + 1
+    end
     if status ~= 200 or n ~= want then short = short + 1 end
   end
 end

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -58,13 +57,29 @@ var (
 	// ErrKeyNotFound means no key has the prefix (for keys revoke).
 	ErrKeyNotFound = errors.New("no API key has this prefix")
 
-	tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	prefixAlpha   = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 )
 
 // ValidTenant reports whether name can name a tenant: 1 to 63 characters of
 // lower-case letters, digits, '-' and '_', starting with a letter or digit.
-func ValidTenant(name string) bool { return tenantPattern.MatchString(name) }
+//
+// It is called for each task created (a batch's 1,000 spent 2% of the
+// server's CPU in the regular expression ^[a-z0-9][a-z0-9_-]{0,62}$ this
+// loop replaces; TestValidTenant holds the two to the same answers).
+func ValidTenant(name string) bool {
+	if len(name) == 0 || len(name) > 63 {
+		return false
+	}
+	for i := range len(name) {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Key is an API key as stored and listed: never the key itself.
 type Key struct {

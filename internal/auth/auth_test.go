@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -163,4 +164,18 @@ func TestKeysExist(t *testing.T) {
 	active, err := auth.AnyActive(ctx, pool)
 	require.NoError(t, err)
 	require.False(t, active)
+}
+
+// TestValidTenant: the tenant check gives the answers of the regular
+// expression it replaced, at the edges of each rule.
+func TestValidTenant(t *testing.T) {
+	t.Parallel()
+	pattern := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	long := strings.Repeat("a", 63)
+	for _, name := range []string{
+		"", "a", "0", "default", "a-b_c9", "-a", "_a", "a-", "a_", "A", "aB", "a b", "a.b", "é", "a\n", "a\x00",
+		long, long + "a", "z" + strings.Repeat("-", 62), "9" + strings.Repeat("_", 63), "{", "`", "/", ":", "@", "[",
+	} {
+		require.Equal(t, pattern.MatchString(name), auth.ValidTenant(name), "%q", name)
+	}
 }

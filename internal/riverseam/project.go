@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/handoff/handoff/internal/store"
@@ -19,26 +21,31 @@ import (
 // Columns River knows nothing of keep their zero value: progress (written
 // by workers) and cancel_requested_at (written by Service.Cancel).
 func TaskRow(job *rivertype.JobRow) (*store.Task, error) {
-	errs := job.Errors
-	if errs == nil {
-		errs = []rivertype.AttemptError{}
+	// A new job, which is most of what is projected (each insert is
+	// answered with it), has no errors: no encoding.
+	errorsJSON := []byte("[]")
+	if len(job.Errors) > 0 {
+		var err error
+		if errorsJSON, err = json.Marshal(job.Errors); err != nil {
+			return nil, fmt.Errorf("encode errors of job %d: %w", job.ID, err)
+		}
 	}
-	errorsJSON, err := json.Marshal(errs)
-	if err != nil {
-		return nil, fmt.Errorf("encode errors of job %d: %w", job.ID, err)
-	}
+	// Decoded by encoding/json/v2's semantics (go-json-experiment): names
+	// match exactly, as the triggers' metadata ->> 'handoff_tenant' does
+	// (encoding/json would also take "Handoff_Tenant"), at half the CPU.
 	var meta struct {
-		Output         json.RawMessage `json:"output"`
-		IdempotencyKey *string         `json:"handoff_idempotency_key"`
-		RequestHash    *string         `json:"handoff_request_hash"`
-		Tenant         *string         `json:"handoff_tenant"`
-		CallbackURL    *string         `json:"handoff_callback_url"`
+		Output         jsontext.Value `json:"output"`
+		IdempotencyKey *string        `json:"handoff_idempotency_key"`
+		RequestHash    *string        `json:"handoff_request_hash"`
+		Tenant         *string        `json:"handoff_tenant"`
+		CallbackURL    *string        `json:"handoff_callback_url"`
 	}
 	if len(job.Metadata) > 0 {
-		if err := json.Unmarshal(job.Metadata, &meta); err != nil {
+		if err := jsonv2.Unmarshal(job.Metadata, &meta); err != nil {
 			return nil, fmt.Errorf("decode metadata of job %d: %w", job.ID, err)
 		}
 	}
+	var err error
 	row := &store.Task{
 		ID:             job.ID,
 		Kind:           job.Kind,
@@ -61,7 +68,7 @@ func TaskRow(job *rivertype.JobRow) (*store.Task, error) {
 		row.Tenant = *meta.Tenant
 	}
 	if job.State == rivertype.JobStateCompleted && len(meta.Output) > 0 {
-		row.Result = meta.Output
+		row.Result = json.RawMessage(meta.Output)
 	}
 	if meta.RequestHash != nil {
 		if row.RequestHash, err = hex.DecodeString(*meta.RequestHash); err != nil {

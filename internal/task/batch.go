@@ -362,11 +362,7 @@ func (s *Service) insertRows(ctx context.Context, ps []*Prepared) (outs []outcom
 	}
 	params := make([]river.InsertManyParams, len(ps))
 	for i, p := range ps {
-		opts, err := p.insertOpts()
-		if err != nil {
-			return allAlone(err)
-		}
-		params[i] = river.InsertManyParams{Args: p.Args, InsertOpts: opts}
+		params[i] = river.InsertManyParams{Args: p.Args, InsertOpts: p.insertOpts()}
 	}
 
 	s.group.statements.Add(1)
@@ -519,8 +515,7 @@ func metadataPairs(p *Prepared) (pairs [][]byte, absent []string) {
 			absent = append(absent, k)
 			return
 		}
-		q, _ := json.Marshal(*v)
-		pairs = append(pairs, append([]byte(`"`+k+`": `), q...))
+		pairs = append(pairs, appendString([]byte(`"`+k+`": `), *v))
 	}
 	add(riverseam.MetadataKeyTenant, &p.Tenant)
 	add(riverseam.MetadataKeyIdempotencyKey, p.IdempotencyKey)

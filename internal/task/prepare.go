@@ -249,29 +249,44 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 // insert trigger copies to the tasks row (migrations 00010 and 00012):
 // tenant, idempotency key, run_at as sent and callback URL; the request
 // hash is computed by the database from these and the job's columns.
-func (p *Prepared) insertOpts() (*river.InsertOpts, error) {
-	meta := map[string]string{riverseam.MetadataKeyTenant: p.Tenant}
-	if p.IdempotencyKey != nil {
-		meta[riverseam.MetadataKeyIdempotencyKey] = *p.IdempotencyKey
-	}
-	if p.RunAt != nil {
-		meta[riverseam.MetadataKeyRunAt] = p.RunAt.Format(time.RFC3339Nano)
-	}
-	if p.CallbackURL != nil {
-		meta[riverseam.MetadataKeyCallbackURL] = *p.CallbackURL
-	}
-	raw, err := json.Marshal(meta)
-	if err != nil {
-		return nil, fmt.Errorf("encode task metadata: %w", err)
-	}
+func (p *Prepared) insertOpts() *river.InsertOpts {
 	return &river.InsertOpts{
 		Queue:       p.Queue,
 		Priority:    p.Priority,
 		MaxAttempts: p.MaxAttempts,
 		ScheduledAt: p.ScheduledAt,
-		Metadata:    raw,
-	}, nil
+		Metadata:    p.metadata(),
+	}
 }
+
+// metadata is the job metadata that carries p's Handoff fields, the bytes
+// json.Marshal writes for them as a map[string]string (members sorted by
+// key), appended by hand: a batch of 1,000 spent 5% of the server's CPU on
+// the map and its encoding. TestPreparedMetadata compares the two.
+func (p *Prepared) metadata() []byte {
+	b := make([]byte, 0, 32+len(p.Tenant))
+	b = append(b, '{')
+	member := func(k, v string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, v)
+	}
+	if p.CallbackURL != nil {
+		member(riverseam.MetadataKeyCallbackURL, *p.CallbackURL)
+	}
+	if p.IdempotencyKey != nil {
+		member(riverseam.MetadataKeyIdempotencyKey, *p.IdempotencyKey)
+	}
+	if p.RunAt != nil {
+		member(riverseam.MetadataKeyRunAt, p.RunAt.Format(time.RFC3339Nano))
+	}
+	member(riverseam.MetadataKeyTenant, p.Tenant)
+	return append(b, '}')
+}
+
 
 func (v *Validator) kindNames() string {
 	return strings.Join(slices.Sorted(maps.Keys(v.kinds)), ", ")

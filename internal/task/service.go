@@ -199,10 +199,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 // written. When no answer came back and the request has an idempotency key,
 // found is the task that holds the key, if the INSERT committed after all.
 func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRow, found *store.TaskGetByIdempotencyKeyForRequestRow, err error) {
-	opts, err := p.insertOpts()
-	if err != nil {
-		return nil, nil, err
-	}
+	opts := p.insertOpts()
 	var res *rivertype.JobInsertResult
 	late, err := riverseam.RunOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var err error

@@ -69,7 +69,7 @@ func fromRow(row *store.Task) (*Task, error) {
 	}
 	// River's error entries also carry a stack trace, which stays in the
 	// database: it is for operators, not API clients.
-	if len(row.Errors) > 0 {
+	if len(row.Errors) > 0 && string(row.Errors) != "[]" {
 		if err := json.Unmarshal(row.Errors, &t.Errors); err != nil {
 			return nil, fmt.Errorf("decode errors of task %d: %w", row.ID, err)
 		}
