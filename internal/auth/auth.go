@@ -57,7 +57,7 @@ var (
 	// ErrKeyNotFound means no key has the prefix (for keys revoke).
 	ErrKeyNotFound = errors.New("no API key has this prefix")
 
-	prefixAlpha   = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+	prefixAlpha = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 )
 
 // ValidTenant reports whether name can name a tenant: 1 to 63 characters of

@@ -43,7 +43,7 @@ func TestAppendBatch(t *testing.T) {
 		want.Reset()
 		require.NoError(t, json.NewEncoder(&want).Encode(batchResponse{Results: rs}))
 		rec := httptest.NewRecorder()
-		writeBatch(rec, httptest.NewRequest(http.MethodPost, "/v1/tasks/batch", nil), nil, rs)
+		writeBatch(rec, httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/v1/tasks/batch", nil), nil, rs)
 		require.Equal(t, http.StatusOK, rec.Code)
 		require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 		require.Equal(t, want.String(), rec.Body.String())

@@ -287,7 +287,6 @@ func (p *Prepared) metadata() []byte {
 	return append(b, '}')
 }
 
-
 func (v *Validator) kindNames() string {
 	return strings.Join(slices.Sorted(maps.Keys(v.kinds)), ", ")
 }
