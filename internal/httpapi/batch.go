@@ -156,7 +156,15 @@ func writeBatch(w http.ResponseWriter, r *http.Request, logger *slog.Logger, res
 	if bp == nil {
 		bp = new([]byte)
 	}
-	buf, err := appendBatch((*bp)[:0], results)
+	// A task that cannot be written (its JSON from Postgres broken, which
+	// jsonb does not allow) is committed: its item is a 500 and the others
+	// are answered, never the whole batch as an error that a client would
+	// send again.
+	failed := func(t *task.Task, err error) *problem {
+		p := problemOf(http.Header{}, r, logger, fmt.Errorf("encode task %d: %w", t.ID, err))
+		return &p
+	}
+	buf, err := appendBatch((*bp)[:0], results, failed)
 	if err != nil {
 		writeProblem(w, r, logger, fmt.Errorf("encode response: %w", err))
 		return
@@ -178,25 +186,33 @@ func writeBatch(w http.ResponseWriter, r *http.Request, logger *slog.Logger, res
 // appendBatch appends what json.Encoder writes for batchResponse{results}:
 // tasks through task.AppendJSON, which spends a fraction of encoding/json's
 // CPU on them; problems, rare and small, through encoding/json.
-// TestAppendBatch holds the two to the same bytes.
-func appendBatch(dst []byte, results []batchResult) ([]byte, error) {
+// TestAppendBatch holds the two to the same bytes. A task AppendJSON
+// refuses is answered with failed's problem instead (encoding/json would
+// have refused the whole answer).
+func appendBatch(dst []byte, results []batchResult, failed func(*task.Task, error) *problem) ([]byte, error) {
 	dst = append(dst, `{"results":[`...)
 	for i := range results {
 		res := &results[i]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
+		item := len(dst)
 		dst = append(dst, `{"status":`...)
 		dst = strconv.AppendInt(dst, int64(res.Status), 10)
-		var err error
+		prob := res.Problem
 		if res.Task != nil {
 			dst = append(dst, `,"task":`...)
-			if dst, err = task.AppendJSON(dst, res.Task); err != nil {
-				return nil, err
+			withTask, err := task.AppendJSON(dst, res.Task)
+			if err == nil {
+				dst = withTask
+			} else {
+				prob = failed(res.Task, err)
+				dst = append(dst[:item], `{"status":`...)
+				dst = strconv.AppendInt(dst, int64(prob.Status), 10)
 			}
 		}
-		if res.Problem != nil {
-			p, err := json.Marshal(res.Problem)
+		if prob != nil {
+			p, err := json.Marshal(prob)
 			if err != nil {
 				return nil, err
 			}

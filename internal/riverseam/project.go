@@ -30,9 +30,12 @@ func TaskRow(job *rivertype.JobRow) (*store.Task, error) {
 			return nil, fmt.Errorf("encode errors of job %d: %w", job.ID, err)
 		}
 	}
-	// Decoded by encoding/json/v2's semantics (go-json-experiment): names
-	// match exactly, as the triggers' metadata ->> 'handoff_tenant' does
-	// (encoding/json would also take "Handoff_Tenant"), at half the CPU.
+	// Decoded by encoding/json/v2's semantics (go-json-experiment), at half
+	// encoding/json's CPU: names match exactly, as the triggers' metadata
+	// ->> 'handoff_tenant' does (encoding/json would also take
+	// "Handoff_Tenant"). Duplicate names and invalid UTF-8, which v2 refuses
+	// and jsonb never returns, are let through as encoding/json let them:
+	// a committed job must never be answered as an error.
 	var meta struct {
 		Output         jsontext.Value `json:"output"`
 		IdempotencyKey *string        `json:"handoff_idempotency_key"`
@@ -41,7 +44,7 @@ func TaskRow(job *rivertype.JobRow) (*store.Task, error) {
 		CallbackURL    *string        `json:"handoff_callback_url"`
 	}
 	if len(job.Metadata) > 0 {
-		if err := jsonv2.Unmarshal(job.Metadata, &meta); err != nil {
+		if err := jsonv2.Unmarshal(job.Metadata, &meta, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
 			return nil, fmt.Errorf("decode metadata of job %d: %w", job.ID, err)
 		}
 	}

@@ -52,6 +52,8 @@ func TestAppendJSON(t *testing.T) {
 		"progress truncated":  {Progress: json.RawMessage(`[1, 2`)},
 		"year after 9999":     {CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		"error before year 0": {Errors: []AttemptError{{At: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}}},
+		"offset of a day":     {CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("x", 24*3600))},
+		"offset of -100h":     {ScheduledAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("x", -100*3600))},
 	} {
 		_, wantErr := json.Marshal(task)
 		require.Error(t, wantErr, name)
@@ -66,8 +68,10 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Add("noop", "default", `{"a": 1}`, "boom", int64(0))
 	f.Add("<&>", "q\u2028", "[1, \"\\u003c\"]", "\xff\x00", int64(1e18))
 	f.Add("é", "", `{"é": "<"}`, "\t", int64(-3))
+	f.Add("x", "y", `1`, "", int64(7))
 	f.Fuzz(func(t *testing.T, kind, queue, args, msg string, nanos int64) {
-		at := time.Unix(0, nanos).UTC()
+		// Any offset, a day or more included, from the low bits.
+		at := time.Unix(0, nanos).In(time.FixedZone("z", int(nanos%(30*3600))))
 		task := &Task{
 			Kind: kind, Queue: queue, Args: json.RawMessage(args), Errors: []AttemptError{{At: at, Error: msg}},
 			CreatedAt: at, ScheduledAt: at, CallbackURL: &msg,
