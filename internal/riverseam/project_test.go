@@ -18,8 +18,10 @@ func TestTaskRowMetadata(t *testing.T) {
 	t.Parallel()
 	at := time.Now()
 	job := func(state rivertype.JobState, meta string) *rivertype.JobRow {
-		return &rivertype.JobRow{ID: 1, Kind: "noop", Queue: "default", State: state, EncodedArgs: []byte(`{}`),
-			Metadata: []byte(meta), CreatedAt: at, ScheduledAt: at}
+		return &rivertype.JobRow{
+			ID: 1, Kind: "noop", Queue: "default", State: state, EncodedArgs: []byte(`{}`),
+			Metadata: []byte(meta), CreatedAt: at, ScheduledAt: at,
+		}
 	}
 	for name, tc := range map[string]struct {
 		job            *rivertype.JobRow
