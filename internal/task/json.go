@@ -18,9 +18,9 @@ import (
 // It exists for POST /v1/tasks/batch, whose answer of 1,000 tasks
 // encoding/json spent a fifth of the server's CPU on: reflection, and
 // compacting again the output of each time.Time and json.RawMessage it
-// marshals (docs/performance.md, "Bulk: the answer"). A MarshalJSON on Task
-// cannot save it: encoding/json compacts a Marshaler's output too. Callers
-// that write a whole response of tasks use it; TestAppendJSON and
+// marshals (docs/performance.md, "Issue 11, fifth session"). A MarshalJSON
+// on Task cannot save it: encoding/json compacts a Marshaler's output too.
+// Callers that write a whole response of tasks use it; TestAppendJSON and
 // FuzzAppendJSON hold it to encoding/json's output.
 func AppendJSON(dst []byte, t *Task) ([]byte, error) {
 	var err error
