@@ -29,10 +29,6 @@ type batchResult struct {
 	Problem *problem   `json:"problem,omitempty"`
 }
 
-type batchResponse struct {
-	Results []batchResult `json:"results"`
-}
-
 // handleTaskBatch serves POST /v1/tasks/batch: 200 with one result per task,
 // in order, each accepted or refused on its own. A malformed envelope (bad
 // JSON, not an object, an unknown field, no tasks or more than
@@ -183,7 +179,7 @@ func writeBatch(w http.ResponseWriter, r *http.Request, logger *slog.Logger, res
 	}
 }
 
-// appendBatch appends what json.Encoder writes for batchResponse{results}:
+// appendBatch appends what json.Encoder writes for {"results": results}:
 // tasks through task.AppendJSON, which spends a fraction of encoding/json's
 // CPU on them; problems, rare and small, through encoding/json.
 // TestAppendBatch holds the two to the same bytes. A task AppendJSON

@@ -14,6 +14,12 @@ import (
 	"github.com/handoff/handoff/internal/task"
 )
 
+// batchResponse is the batch answer's shape as encoding/json writes it,
+// which appendBatch writes by hand.
+type batchResponse struct {
+	Results []batchResult `json:"results"`
+}
+
 // TestAppendBatch: the batch answer written by hand is what json.Encoder
 // writes for it, accepted tasks, repeats and problems mixed; writeBatch
 // answers with it, answer after answer through its pool of buffers; and a
