@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,11 +149,13 @@ func setupHTTP(t *testing.T, opts httpOpts) *httpBundle {
 	kinds := jobs.Kinds(jobs.Deps{Logger: pgtest.Logger(t), HTTP: jobs.HTTPDeps{Transport: transport, Signer: signer, DB: pool}})
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
+	seam := riverseam.NewMiddleware(pool, pgtest.Logger(t), riverseam.DefaultIdleBelow)
+	seam.CheckArgs = jobs.CheckArgs(kinds)
 	bundle.client, err = river.NewClient(riverpgxv5.New(pool), &river.Config{
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
 		Logger:            pgtest.Logger(t),
-		Middleware:        []rivertype.Middleware{riverseam.NewMiddleware(pool, pgtest.Logger(t), riverseam.DefaultIdleBelow)},
+		Middleware:        []rivertype.Middleware{seam},
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}},
 		Workers:           workers,
 	})
@@ -654,4 +658,58 @@ func TestHTTPWorkerInTx(t *testing.T) {
 		require.Len(t, res.Job.Errors, 1)
 		require.Equal(t, "JobCancelError: not sent: refused to connect to 127.0.0.1:9: a loopback address (list it in HTTP_TASK_ALLOW to allow it)", res.Job.Errors[0].Error)
 	})
+}
+
+// TestUndecodableArgsDiscarded: a job whose args its worker cannot decode
+// (handoff.enqueue checks only the top-level fields; a job may also be
+// inserted into river_job straight) ends discarded after its first attempt,
+// with the decoder's reason, instead of failing every attempt it has.
+func TestUndecodableArgsDiscarded(t *testing.T) {
+	t.Parallel()
+	b := setupHTTP(t, httpOpts{})
+
+	cases := map[string]struct{ kind, args, reason string }{
+		"header not a string":  {"http", `{"url": "http://127.0.0.1:1/", "headers": {"a": 1}}`, "HTTPArgs.headers of type string"},
+		"header a list":        {"http", `{"url": "http://127.0.0.1:1/", "headers": {"a": ["x"]}}`, "HTTPArgs.headers of type string"},
+		"count with fraction":  {"sleep", `{"seconds": 0, "fail_times": 1.0}`, "SleepArgs.fail_times of type int"},
+		"seconds not a number": {"sleep", `{"seconds": "1"}`, "SleepArgs.seconds of type float64"},
+	}
+	ids := map[string]int64{}
+	for name, c := range cases {
+		var id int64
+		require.NoError(t, b.pool.QueryRow(t.Context(), `
+			INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, metadata, tags)
+			VALUES ($1, $2, 5, 1, 'default', 'available', now(), '{}', '{}') RETURNING id`, c.args, c.kind).Scan(&id))
+		ids[name] = id
+	}
+	// A job that decodes and fails is retried as before.
+	var retried int64
+	require.NoError(t, b.pool.QueryRow(t.Context(), `
+		INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, metadata, tags)
+		VALUES ('{"seconds": 0, "fail_times": 1}', 'sleep', 5, 1, 'default', 'available', now(), '{}', '{}') RETURNING id`).Scan(&retried))
+
+	require.Eventually(t, func() bool {
+		var unfinished int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM tasks WHERE id = ANY($1) AND state NOT IN ('completed', 'discarded', 'cancelled')`,
+			append(slices.Collect(maps.Values(ids)), retried)).Scan(&unfinished))
+		return unfinished == 0
+	}, 60*time.Second, 10*time.Millisecond)
+	stopClient(t, b.client)
+
+	for name, c := range cases {
+		row, err := store.New().TaskGetByID(t.Context(), b.pool, ids[name])
+		require.NoError(t, err)
+		require.Equal(t, "discarded", row.State, name)
+		require.EqualValues(t, 1, row.Attempt, name)
+		var errs []struct{ Error string }
+		require.NoError(t, json.Unmarshal(row.Errors, &errs), name)
+		require.Len(t, errs, 1, name)
+		require.Contains(t, errs[0].Error, "not run: its args cannot be decoded", name)
+		require.Contains(t, errs[0].Error, c.reason, name)
+		seamtest.RequireNoDrift(t, b.pool, ids[name])
+	}
+	row, err := store.New().TaskGetByID(t.Context(), b.pool, retried)
+	require.NoError(t, err)
+	require.Equal(t, "completed", row.State)
+	require.EqualValues(t, 2, row.Attempt, "a failure of a job whose args decode is retried")
 }

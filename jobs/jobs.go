@@ -58,6 +58,24 @@ func Kinds(deps Deps) []Kind {
 	}
 }
 
+// CheckArgs returns a function that tells whether encoded args decode, as
+// River decodes them for the worker (encoding/json), into the args type of
+// their kind among kinds: nil when they do or the kind is not among kinds,
+// else the decoder's error. riverseam.Middleware.CheckArgs takes it.
+func CheckArgs(kinds []Kind) func(kind string, encodedArgs []byte) error {
+	types := make(map[string]reflect.Type, len(kinds))
+	for _, k := range kinds {
+		types[k.Name] = k.ArgsType
+	}
+	return func(kind string, encodedArgs []byte) error {
+		t, ok := types[kind]
+		if !ok {
+			return nil
+		}
+		return json.Unmarshal(encodedArgs, reflect.New(t).Interface())
+	}
+}
+
 // Kind is one task kind: its name, how to parse its args, and how to register
 // its worker with River.
 type Kind struct {

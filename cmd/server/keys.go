@@ -27,12 +27,19 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	sub, args := args[0], args[1:]
 	var run func(context.Context, *config.Config) error
 	switch sub {
+	case "help", "-h", "-help", "--help":
+		_, err := fmt.Fprintln(stdout, keysUsage)
+		return err
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		tenant := fs.String("tenant", "", "tenant the key acts for")
 		name := fs.String("name", "", "label, for people")
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				_, err := fmt.Fprintln(stdout, keysUsage)
+				return err
+			}
 			return fmt.Errorf("keys create: %w\n%s", err, keysUsage)
 		}
 		if *tenant == "" || fs.NArg() > 0 {

@@ -12,18 +12,25 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal starts a graceful stop, a second one kills the
-	// process at once, as an operator pressing Ctrl-C twice expects. The
-	// handler stays installed for that: a process started in the background
-	// by a shell inherits SIGINT ignored, and stopping the first handler
-	// would restore that, so a second Ctrl-C or kill -INT did nothing.
+	// After the first signal starts a graceful stop, a SIGINT kills the
+	// process at once, as an operator pressing Ctrl-C twice expects. A
+	// SIGTERM does not: a supervisor sends SIGTERM once and SIGKILL when it
+	// has waited enough, and a wrapper may pass on the signal its process
+	// group got too (make does, for `make run`), so that one `kill -TERM`
+	// arrives twice. The handler stays installed: a process started in the
+	// background by a shell inherits SIGINT ignored, and stopping the first
+	// handler would restore that, so a second Ctrl-C or kill -INT did nothing.
 	context.AfterFunc(ctx, func() {
 		again := make(chan os.Signal, 1)
 		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 		stop()
-		sig := <-again
-		fmt.Fprintln(os.Stderr, "handoff: second signal, exiting at once:", sig)
-		os.Exit(1)
+		for sig := range again {
+			if sig == os.Interrupt {
+				fmt.Fprintln(os.Stderr, "handoff: second interrupt, exiting at once")
+				os.Exit(1)
+			}
+			fmt.Fprintln(os.Stderr, "handoff: already stopping gracefully (SHUTDOWN_TIMEOUT); interrupt (Ctrl-C) or SIGKILL to exit at once:", sig)
+		}
 	})
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

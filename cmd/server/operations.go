@@ -32,7 +32,7 @@ type operations struct {
 // newOperations sets up tracing (off unless OTEL_TRACES_EXPORTER says) and
 // metrics (unless METRICS_ENABLED=false), before the River client that
 // reports to them.
-func newOperations(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, queues map[string]river.QueueConfig) (*operations, error) {
+func newOperations(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, queues map[string]river.QueueConfig, kinds []string) (*operations, error) {
 	tracing, err := telemetry.New(ctx, cfg.TracesExporter)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func newOperations(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	}
 	o := &operations{cfg: cfg, logger: logger, tracing: tracing}
 	if cfg.MetricsEnabled {
-		o.metrics = metrics.New(pool, logger, &metrics.Opts{Queues: workers, Interval: cfg.MetricsInterval})
+		o.metrics = metrics.New(pool, logger, &metrics.Opts{Queues: workers, Kinds: kinds, Interval: cfg.MetricsInterval})
 	}
 	return o, nil
 }

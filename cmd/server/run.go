@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	// "handoff COMMAND --help" is help, not a COMMAND to run (keys has its
+	// own, per sub-command).
+	if cmd != "keys" && slices.ContainsFunc(args, isHelp) {
+		cmd = "help"
+	}
 	switch cmd {
 	case "serve":
 		if len(args) > 0 {
@@ -57,4 +63,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
+}
+
+// isHelp tells whether an argument asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
 }

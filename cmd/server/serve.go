@@ -28,6 +28,7 @@ import (
 	"github.com/handoff/handoff/internal/live"
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/task"
+	"github.com/handoff/handoff/internal/telemetry"
 	"github.com/handoff/handoff/jobs"
 )
 
@@ -87,11 +88,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	for name, n := range cfg.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
-	ops, err := newOperations(ctx, cfg, logger, pool, queues)
+	kindNames := make([]string, len(kinds))
+	for i, k := range kinds {
+		kindNames[i] = k.Name
+	}
+	ops, err := newOperations(ctx, cfg, logger, pool, queues, kindNames)
 	if err != nil {
 		return err
 	}
 	defer ops.shutdown(context.WithoutCancel(ctx))
+	seam := riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))
+	seam.CheckArgs = jobs.CheckArgs(kinds)
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
 		FetchCooldown:               cfg.FetchCooldown,
@@ -99,8 +106,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		// River requires JobTimeout ≤ RescueStuckJobsAfter; kinds with long
 		// tasks set their own Timeout.
 		JobTimeout:           min(time.Minute, cfg.RescueAfter),
-		Logger:               logger,
-		Middleware:           append(ops.riverMiddleware(), riverseam.NewMiddleware(pool, logger, float64(cfg.InlineCompleteBelow))),
+		Logger:               telemetry.RiverLogger(logger),
+		Middleware:           append(ops.riverMiddleware(), seam),
 		Queues:               queues,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		SoftStopTimeout:      cfg.ShutdownTimeout,
@@ -147,7 +154,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("listen on HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
 	if publicURL.Load() == nil {
-		base := "http://" + loopbackIfUnspecified(listener.Addr())
+		base := listenURL(listener.Addr())
 		publicURL.Store(&base)
 	}
 	srv := &http.Server{
@@ -240,22 +247,25 @@ func newLiveOpts(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, lo
 	if err != nil {
 		return nil, fmt.Errorf("LIVE_SECRET: %w", err)
 	}
-	hub := live.NewHub(pool, &live.HubOpts{Logger: logger, MaxStreams: cfg.LiveMaxStreams})
+	hub := live.NewHub(pool, &live.HubOpts{
+		Logger:     logger,
+		MaxStreams: cfg.LiveMaxStreams,
+		AdmitFunc: live.TenantCap(cfg.EffectiveLiveMaxStreamsPerTenant(), func(ctx context.Context, taskID int64) (string, error) {
+			return task.WatcherTenant(ctx, pool, taskID)
+		}),
+	})
 	return &httpapi.LiveOpts{Hub: hub, Tokens: tokens, Progress: live.NewProgressWriter(pool)}, nil
 }
 
-// loopbackIfUnspecified is addr as a URL host, with an unspecified address
-// (0.0.0.0, ::) read as loopback: where this machine reaches the server.
-func loopbackIfUnspecified(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
+// listenURL is the http URL of the address the server listens on, with an
+// unspecified host (0.0.0.0, ::) read as loopback: where this machine
+// reaches the server (config.ListenURL).
+func listenURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
 	}
-	ip := tcp.IP
-	if ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+	return config.ListenURL(host, port)
 }
 
 // newAuthOpts turns AUTH_DISABLED and the limits into the API's auth

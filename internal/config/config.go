@@ -78,9 +78,11 @@ type Config struct {
 
 	// LiveSecret keys per-task read tokens (docs/live.md); empty means a
 	// random key per process. LiveMaxStreams caps a process's event
-	// streams and ?wait= requests.
-	LiveSecret     string
-	LiveMaxStreams int
+	// streams and ?wait= requests, LiveMaxStreamsPerTenant one tenant's
+	// (0: EffectiveLiveMaxStreamsPerTenant's default).
+	LiveSecret              string
+	LiveMaxStreams          int
+	LiveMaxStreamsPerTenant int
 
 	// PublicURL is where http tasks' receivers reach this server to report
 	// progress; empty means the listen address.
@@ -170,6 +172,37 @@ func IsLoopback(hostPort string) bool {
 // twice RATE_LIMIT when RATE_BURST is unset or 0.
 func (cfg *Config) EffectiveRateBurst() int {
 	return cmp.Or(cfg.RateBurst, 2*cfg.RateLimit)
+}
+
+// EffectiveLiveMaxStreamsPerTenant is the streams one tenant may have open
+// in a process: LIVE_MAX_STREAMS_PER_TENANT, or a tenth of LIVE_MAX_STREAMS
+// (at least 1) when it is unset or 0.
+func (cfg *Config) EffectiveLiveMaxStreamsPerTenant() int {
+	return cmp.Or(cfg.LiveMaxStreamsPerTenant, max(1, cfg.LiveMaxStreams/10))
+}
+
+// EffectivePublicURL is the base URL http tasks' receivers report progress
+// to: PUBLIC_URL, or else ListenURL of HTTP_ADDR. serve uses ListenURL of
+// the address it actually listens on, which differs only when HTTP_ADDR's
+// port is 0 (picked at start).
+func (cfg *Config) EffectivePublicURL() string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return ""
+	}
+	return ListenURL(host, port)
+}
+
+// ListenURL is the http URL of a listen address, whose unspecified host
+// (empty, 0.0.0.0 or ::) is reached on the loopback address.
+func ListenURL(host, port string) string {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // AuthMode is how the API treats requests without a key.

@@ -119,6 +119,31 @@ func TestPrintRateBurst(t *testing.T) {
 	}
 }
 
+// TestPrintPublicURL: PUBLIC_URL unset prints the URL serve reports
+// progress to, from HTTP_ADDR with an unspecified host read as loopback.
+func TestPrintPublicURL(t *testing.T) {
+	t.Parallel()
+
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "PUBLIC_URL=http://127.0.0.1:8080\t# default\n"},
+		{map[string]string{"HTTP_ADDR": ":9000", "AUTH_DISABLED": "false"}, "PUBLIC_URL=http://127.0.0.1:9000\t# default\n"},
+		{map[string]string{"HTTP_ADDR": "0.0.0.0:9000", "AUTH_DISABLED": "false"}, "PUBLIC_URL=http://127.0.0.1:9000\t# default\n"},
+		{map[string]string{"HTTP_ADDR": "[::1]:9000"}, "PUBLIC_URL=http://[::1]:9000\t# default\n"},
+		{map[string]string{"PUBLIC_URL": "https://tasks.example.com"}, "PUBLIC_URL=https://tasks.example.com\t# env\n"},
+	} {
+		tc.env["DATABASE_URL"] = "postgres://localhost/handoff"
+		env := envFunc(tc.env)
+		cfg, err := config.Parse(env)
+		require.NoError(t, err, tc.env)
+		var out bytes.Buffer
+		require.NoError(t, config.Print(&out, env, cfg))
+		require.Contains(t, out.String(), tc.want, tc.env)
+	}
+}
+
 func TestMaskPassword(t *testing.T) {
 	t.Parallel()
 

@@ -290,9 +290,16 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.Itoa(c.LiveMaxStreams) },
 		},
 		{
+			Name: "LIVE_MAX_STREAMS_PER_TENANT", Default: "a tenth of `LIVE_MAX_STREAMS`", Meaning: "of those, how many one tenant may have open at once (a read link counts for its task's tenant); more get `503`",
+			parse: func(p *parser, c *Config) {
+				c.LiveMaxStreamsPerTenant = p.integer("LIVE_MAX_STREAMS_PER_TENANT", 0, 0, 1_000_000)
+			},
+			value: func(c *Config) string { return strconv.Itoa(c.EffectiveLiveMaxStreamsPerTenant()) },
+		},
+		{
 			Name: "PUBLIC_URL", Default: "`http://` + the listen address", Meaning: "the base URL at which the receivers of `http` tasks reach this server to report progress (`Handoff-Progress-URL`); set it behind a load balancer",
 			parse: func(p *parser, c *Config) { c.PublicURL = p.baseURL("PUBLIC_URL") },
-			value: func(c *Config) string { return c.PublicURL },
+			value: func(c *Config) string { return c.EffectivePublicURL() },
 		},
 		{
 			Name: "WEBHOOK_SECRET", Default: "none", Meaning: "`whsec_` + base64 of 24+ random bytes: signs `http` tasks and callbacks ([Standard Webhooks](docs/http-kind.md#signatures-standard-webhooks)); unset, they are sent unsigned (with a warning at start-up)", Secret: true,

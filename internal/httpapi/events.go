@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -170,8 +171,9 @@ func lastEventID(r *http.Request) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 0 || strconv.FormatInt(n, 10) != raw {
-		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are non-negative integers", jsonstrict.Quote(raw)))
+	// The next event's id is n+1, which must not wrap.
+	if err != nil || n < 0 || n == math.MaxInt64 || strconv.FormatInt(n, 10) != raw {
+		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are integers from 0 to %d", jsonstrict.Quote(raw), int64(math.MaxInt64-1)))
 	}
 	return n, nil
 }
@@ -193,7 +195,7 @@ func checkReadToken(r *http.Request, tokens *live.TokenSigner, taskID int64) err
 func subscribe(ctx context.Context, hub *live.Hub, id int64) (*live.Subscription, error) {
 	sub, err := hub.Subscribe(ctx, id)
 	if errors.Is(err, live.ErrTooManyStreams) {
-		return nil, &requestError{status: http.StatusServiceUnavailable, detail: err.Error() + "; retry later"}
+		return nil, &requestError{status: http.StatusServiceUnavailable, detail: err.Error() + "; retry later", retryAfter: "1"}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)

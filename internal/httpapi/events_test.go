@@ -285,11 +285,25 @@ func TestTaskEvents(t *testing.T) {
 		require.Equal(t, "completed", evs[0].task.State)
 	})
 
+	t.Run("StreamsFull", func(t *testing.T) {
+		t.Parallel()
+		b := liveSetup(t, &liveOpts{noWorker: true, hub: &live.HubOpts{MaxStreams: 1}})
+		created, _ := b.create(t, `{"kind": "noop"}`)
+		path := fmt.Sprintf("/v1/tasks/%d/events", created.ID)
+		first := b.openStream(t, path)
+		<-first.events // subscribed: the stream holds the one slot
+		for _, p := range []string{path, fmt.Sprintf("/v1/tasks/%d?wait=1s", created.ID)} {
+			r := b.do(t, http.MethodGet, p, "")
+			requireProblem(t, r, http.StatusServiceUnavailable, "too many open task streams")
+			require.Equal(t, "1", r.header.Get("Retry-After"), p)
+		}
+	})
+
 	t.Run("BadLastEventID", func(t *testing.T) {
 		t.Parallel()
 		b := liveSetup(t, &liveOpts{noWorker: true})
 		created, _ := b.create(t, `{"kind": "noop"}`)
-		for _, bad := range []string{"x", "+5", "05", "-1"} {
+		for _, bad := range []string{"x", "+5", "05", "-1", "9223372036854775807", "9223372036854775808"} {
 			r := b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d/events", created.ID), "", "Last-Event-ID", bad)
 			requireProblem(t, r, http.StatusBadRequest, "Last-Event-ID")
 		}
@@ -507,7 +521,7 @@ func TestReadLinks(t *testing.T) {
 		b := liveSetup(t, &liveOpts{noWorker: true})
 		before := countRows(t, b.pool)
 		r := b.do(t, http.MethodPost, "/tasks", "seconds=1", "Content-Type", "application/x-www-form-urlencoded", "Sec-Fetch-Site", "cross-site")
-		require.Equal(t, http.StatusForbidden, r.status)
+		requireProblem(t, r, http.StatusForbidden, "cross-origin request refused")
 		require.Equal(t, before, countRows(t, b.pool), "nothing written")
 
 		r = b.do(t, http.MethodPost, "/tasks", "seconds=1", "Content-Type", "application/x-www-form-urlencoded", "Sec-Fetch-Site", "same-origin", "Accept", "application/json")

@@ -159,6 +159,9 @@ func TestHostileInput(t *testing.T) {
 		// A task has one path: no sign, no leading zeros.
 		{name: "IDLeadingZero", method: "GET", path: fmt.Sprintf("/v1/tasks/0%d", id), status: 400, detail: "without sign or leading zeros"},
 		{name: "IDPlusSign", method: "GET", path: fmt.Sprintf("/v1/tasks/+%d", id), status: 400, detail: "without sign or leading zeros"},
+		{name: "IDOutOfRange", method: "GET", path: "/v1/tasks/99999999999999999999", status: 400, detail: "is out of range; ids are positive integers up to 9223372036854775807"},
+		{name: "IDNegativeOutOfRange", method: "GET", path: "/v1/tasks/-99999999999999999999", status: 400, detail: "without sign or leading zeros"},
+		{name: "IDLeadingZeroOutOfRange", method: "GET", path: "/v1/tasks/099999999999999999999", status: 400, detail: "without sign or leading zeros"},
 	}
 
 	t.Run("Cases", func(t *testing.T) {

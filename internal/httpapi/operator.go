@@ -7,9 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/handoff/handoff/internal/admin"
+	"github.com/handoff/handoff/internal/jsonstrict"
 )
 
 // OperatorOpts configure the operator routes: GET /metrics, the River UI
@@ -113,6 +113,10 @@ type queuesResponse struct {
 // its unfinished tasks by state, and its oldest available task's age.
 func handleQueueList(logger *slog.Logger, queues *admin.Queues) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := queryParams(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
 		list, err := queues.List(r.Context())
 		if err != nil {
 			writeProblem(w, r, logger, err)
@@ -135,9 +139,18 @@ func handleQueueResume(logger *slog.Logger, queues *admin.Queues) http.Handler {
 
 func handleQueueChange(logger *slog.Logger, change func(ctx context.Context, name string) (*admin.Queue, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		queue, err := change(r.Context(), r.PathValue("name"))
+		if _, err := queryParams(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		if err := decodeNothing(r); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
+		name := r.PathValue("name")
+		queue, err := change(r.Context(), name)
 		if err != nil {
-			writeProblem(w, r, logger, queueProblem(err))
+			writeProblem(w, r, logger, queueProblem(name, err))
 			return
 		}
 		_ = encode(w, http.StatusOK, queue)
@@ -145,9 +158,9 @@ func handleQueueChange(logger *slog.Logger, change func(ctx context.Context, nam
 }
 
 // queueProblem maps the queue service's errors.
-func queueProblem(err error) error {
+func queueProblem(name string, err error) error {
 	if errors.Is(err, admin.ErrQueueNotFound) {
-		return &requestError{status: http.StatusNotFound, detail: strings.TrimSpace(err.Error()) + ": no client has worked it"}
+		return &requestError{status: http.StatusNotFound, detail: "queue " + jsonstrict.Quote(name) + " not found: no client has worked it"}
 	}
 	return err
 }

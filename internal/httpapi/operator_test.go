@@ -310,6 +310,24 @@ func TestQueueControl(t *testing.T) {
 
 	r = bundle.do(t, http.MethodPost, "/v1/queues/nosuch/pause", "", asOperator()...)
 	requireProblem(t, r, http.StatusNotFound, `queue "nosuch"`)
+
+	// Strict like every /v1 route: unknown query parameters and body
+	// fields are refused and change nothing; an echoed name is cut.
+	requireProblem(t, bundle.do(t, http.MethodGet, "/v1/queues?x=1", "", asOperator()...), http.StatusBadRequest, `unknown query parameter "x"`)
+	requireProblem(t, bundle.do(t, http.MethodPost, "/v1/queues/default/pause?x=1", "", asOperator()...), http.StatusBadRequest, `unknown query parameter "x"`)
+	requireProblem(t, bundle.do(t, http.MethodPost, "/v1/queues/default/pause", `{"junk": 1}`, asOperator()...), http.StatusUnprocessableEntity, "takes no fields in its body")
+	requireProblem(t, bundle.do(t, http.MethodPost, "/v1/queues/default/pause", `[]`, asOperator()...), http.StatusBadRequest, "send no body, or {}")
+	require.False(t, getQueue(river.QueueDefault).Paused, "a refused pause pauses nothing")
+	r = bundle.do(t, http.MethodPost, "/v1/queues/default/pause", `{}`, asOperator()...)
+	require.Equal(t, http.StatusOK, r.status, "an empty object is no fields: %s", r.body)
+	r = bundle.do(t, http.MethodPost, "/v1/queues/default/resume", "", asOperator()...)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	long := strings.Repeat("a", 5000)
+	r = bundle.do(t, http.MethodPost, "/v1/queues/"+long+"/pause", "", asOperator()...)
+	requireProblem(t, r, http.StatusNotFound, "not found")
+	var p struct{ Detail string }
+	require.NoError(t, json.Unmarshal(r.body, &p))
+	require.Less(t, len(p.Detail), 200, "the name is cut in the answer")
 }
 
 func TestRequestMetricsByRoute(t *testing.T) {

@@ -34,6 +34,8 @@ type requestError struct {
 	status int
 	detail string
 	fields map[string]string
+	// retryAfter, when set, is the answer's Retry-After, in seconds.
+	retryAfter string
 }
 
 func (e *requestError) Error() string { return e.detail }
@@ -71,6 +73,9 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 	switch {
 	case errors.As(err, &reqErr):
 		p.Status, p.Detail, p.Errors = reqErr.status, reqErr.detail, reqErr.fields
+		if reqErr.retryAfter != "" {
+			header.Set("Retry-After", reqErr.retryAfter)
+		}
 	case errors.As(err, &maxBytesErr):
 		p.Status = http.StatusRequestEntityTooLarge
 		p.Detail = "request body is larger than 1 MiB"

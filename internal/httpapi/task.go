@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -264,6 +265,11 @@ func handleTaskControl(logger *slog.Logger, control func(ctx context.Context, id
 func pathID(r *http.Request) (int64, error) {
 	raw := r.PathValue("id")
 	id, err := strconv.ParseInt(raw, 10, 64)
+	// Digits alone, not starting with 0, yet no int64: a canonical number
+	// too large to be an id.
+	if errors.Is(err, strconv.ErrRange) && raw[0] != '0' && strings.Trim(raw, "0123456789") == "" {
+		return 0, badRequest(fmt.Sprintf("task id %s is out of range; ids are positive integers up to %d", jsonstrict.Quote(raw), int64(math.MaxInt64)))
+	}
 	if err != nil || id < 1 || strconv.FormatInt(id, 10) != raw {
 		return 0, badRequest(fmt.Sprintf("task id %s is not valid; ids are positive integers, written without sign or leading zeros", jsonstrict.Quote(raw)))
 	}

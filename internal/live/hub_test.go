@@ -139,6 +139,49 @@ func TestHub(t *testing.T) {
 		require.Equal(t, 1, released)
 	})
 
+	t.Run("TenantCap", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		// Tasks 1-9 are tenant a's, 10-19 b's; 99 is nobody's (a 404).
+		tenantOf := func(_ context.Context, taskID int64) (string, error) {
+			switch {
+			case taskID == 99:
+				return "", nil
+			case taskID < 10:
+				return "a", nil
+			default:
+				return "b", nil
+			}
+		}
+		b := setup(t, &live.HubOpts{MaxStreams: 10, AdmitFunc: live.TenantCap(2, tenantOf)})
+		a1, err := b.hub.Subscribe(ctx, 1)
+		require.NoError(t, err)
+		a2, err := b.hub.Subscribe(ctx, 1)
+		require.NoError(t, err)
+		_, err = b.hub.Subscribe(ctx, 2)
+		require.ErrorIs(t, err, live.ErrTooManyStreams, "a's third stream")
+		require.ErrorContains(t, err, "LIVE_MAX_STREAMS_PER_TENANT")
+		require.Zero(t, watchRows(t, b.pool, 2), "a refused subscription writes nothing")
+		for range 2 {
+			sub, err := b.hub.Subscribe(ctx, 11)
+			require.NoError(t, err, "b is not held back by a")
+			defer sub.Close()
+		}
+		for range 3 {
+			sub, err := b.hub.Subscribe(ctx, 99)
+			require.NoError(t, err, "a stream of no tenant is not counted")
+			defer sub.Close()
+		}
+		a1.Close()
+		a1.Close() // a second Close releases nothing more
+		a3, err := b.hub.Subscribe(ctx, 3)
+		require.NoError(t, err, "a closed stream makes room")
+		defer a3.Close()
+		_, err = b.hub.Subscribe(ctx, 4)
+		require.ErrorIs(t, err, live.ErrTooManyStreams, "the double Close freed one slot, not two")
+		a2.Close()
+	})
+
 	t.Run("ReconnectSignalsEverySubscriber", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()

@@ -35,6 +35,12 @@ type Opts struct {
 	// get depth series even while empty, and River producer gauges.
 	Queues map[string]int
 
+	// Kinds are the task kinds this process works: each kind and queue
+	// gets its task counters at 0 from the start, so that a rate or a
+	// ratio of two counters (an alert's) has a series before the first
+	// event of each.
+	Kinds []string
+
 	// Interval is how often Run samples queue depth from SQL. Default 15 s.
 	Interval time.Duration
 }
@@ -109,6 +115,15 @@ func New(pool *pgxpool.Pool, logger *slog.Logger, opts *Opts) *Metrics {
 	for name, n := range m.opts.Queues {
 		producers.WithLabelValues(name).Set(float64(n))
 		m.running.WithLabelValues(name)
+		m.pickupWait.WithLabelValues(name)
+		for _, kind := range m.opts.Kinds {
+			for _, c := range []*prometheus.CounterVec{m.enqueued, m.completed, m.failed, m.discarded, m.cancelled, m.snoozed} {
+				c.WithLabelValues(kind, name)
+			}
+		}
+	}
+	for _, kind := range m.opts.Kinds {
+		m.work.WithLabelValues(kind)
 	}
 
 	m.registry.MustRegister(

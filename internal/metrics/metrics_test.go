@@ -236,3 +236,31 @@ func TestRiverMiddlewareCounts(t *testing.T) {
 		require.InDelta(t, c.want, got, 0, "%s%v", c.name, c.labels)
 	}
 }
+
+// TestCountersStartAtZero: every kind's task counters exist at 0 in every
+// queue before any event, so that an alert's ratio of two of them (a
+// kind's discards over its finishes, docs/operations.md) has a series for a
+// kind that has only ever failed.
+func TestCountersStartAtZero(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t)
+	m := metrics.New(pool, pgtest.Logger(t), &metrics.Opts{Queues: map[string]int{"default": 10, "reports": 2}, Kinds: []string{"noop", "sleep", "http"}})
+	families := scrape(t, m.Handler())
+	counters := []string{
+		"handoff_tasks_enqueued_total", "handoff_tasks_completed_total", "handoff_task_attempts_failed_total",
+		"handoff_tasks_discarded_total", "handoff_tasks_cancelled_total", "handoff_tasks_snoozed_total",
+	}
+	for _, name := range counters {
+		for _, kind := range []string{"noop", "sleep", "http"} {
+			for _, queue := range []string{"default", "reports"} {
+				got, ok := value(t, families, name, map[string]string{"kind": kind, "queue": queue})
+				require.True(t, ok, "%s{kind=%q, queue=%q} has no series", name, kind, queue)
+				require.Zero(t, got)
+			}
+		}
+	}
+	_, ok := value(t, families, "handoff_task_work_duration_seconds", map[string]string{"kind": "http"})
+	require.True(t, ok)
+	_, ok = value(t, families, "handoff_task_pickup_wait_seconds", map[string]string{"queue": "reports"})
+	require.True(t, ok)
+}

@@ -76,6 +76,12 @@ type Middleware struct {
 	idleBelow float64
 	rate      rateMeter
 	inline    atomic.Int64
+
+	// CheckArgs, when set, tells whether a job's args decode for its kind
+	// (jobs.CheckArgs), as River decodes them before the worker runs. It is
+	// asked only when an attempt fails; a job whose args do not decode is
+	// discarded at once instead of retried.
+	CheckArgs func(kind string, encodedArgs []byte) error
 }
 
 // NewMiddleware returns a Middleware that completes jobs through pool while fewer than
@@ -94,6 +100,11 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 		return err
 	}
 	if err := doInner(ctx); err != nil {
+		if m.CheckArgs != nil {
+			if argsErr := m.CheckArgs(job.Kind, job.EncodedArgs); argsErr != nil {
+				return m.discardUndecodable(ctx, job, argsErr, err)
+			}
+		}
 		return err
 	}
 	if m.rate.add() >= m.idleBelow {
@@ -127,6 +138,30 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	}
 	m.inline.Add(1)
 	return nil
+}
+
+// discardUndecodable ends a job whose args its worker can never decode
+// discarded at once, with why as its last error, rather than retrying it
+// until its attempts are used up: the args of a job inserted by SQL
+// (handoff.enqueue checks only their top-level fields) or straight into
+// river_job. If the discard cannot be written, the attempt fails with err
+// as it would have.
+func (m *Middleware) discardUndecodable(ctx context.Context, job *rivertype.JobRow, why, err error) error {
+	cause := fmt.Errorf("not run: its args cannot be decoded: %w", why)
+	discardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	discardErr := pgx.BeginFunc(discardCtx, m.pool, func(tx pgx.Tx) error {
+		_, err := JobDiscardTx(discardCtx, tx, job, cause, nil)
+		return err
+	})
+	if discardErr != nil {
+		m.logger.WarnContext(ctx, "job with undecodable args could not be discarded; failing the attempt instead",
+			slog.Int64("job_id", job.ID), slog.Any("error", discardErr))
+		return err
+	}
+	// Discarded: River's cancel of a job no longer running changes nothing
+	// (JobDiscardTx).
+	return river.JobCancel(cause)
 }
 
 // MarkAttempt records, in the metadata River merges with this attempt's

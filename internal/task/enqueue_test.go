@@ -42,6 +42,43 @@ func requirePgError(t *testing.T, err error, code, column string) *pgconn.PgErro
 func TestEnqueueSQL(t *testing.T) {
 	t.Parallel()
 
+	t.Run("IntegersStoredAsTheWorkerDecodesThem", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setupRegistered(t, true)
+		check := jobs.CheckArgs(jobs.Kinds(jobs.Deps{}))
+
+		// 1.0 and 1e0 are integers to the check, as to the API; the job
+		// stores 1, which the worker decodes (an int refuses 1.0).
+		var ids []int64
+		for _, count := range []string{"1.0", "1e0", "1.000"} {
+			var id int64
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('sleep', $1::jsonb, idempotency_key => 'int-' || $2)`,
+				`{"seconds": 0.01, "fail_times": `+count+`}`, count).Scan(&id))
+			var stored []byte
+			require.NoError(t, bundle.pool.QueryRow(ctx, "SELECT args FROM river_job WHERE id = $1", id).Scan(&stored))
+			require.JSONEq(t, `{"seconds": 0.01, "fail_times": 1}`, string(stored), count)
+			require.NoError(t, check("sleep", stored), count)
+			ids = append(ids, id)
+
+			// The request hashes as written with an integer: the same key
+			// and 1 is the same request, as through the API.
+			var again int64
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('sleep', '{"seconds": 0.01, "fail_times": 1}', idempotency_key => 'int-' || $1)`, count).Scan(&again))
+			require.Equal(t, id, again, count)
+		}
+		for _, id := range ids {
+			require.Eventually(t, func() bool {
+				got, err := bundle.svc.Get(ctx, id)
+				require.NoError(t, err)
+				return got.State == "completed"
+			}, 30*time.Second, 10*time.Millisecond, "the worker runs it: one failure, then done")
+			got, err := bundle.svc.Get(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, 2, got.Attempt)
+		}
+	})
+
 	t.Run("RollbackLeavesNoTaskNoJob", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()

@@ -319,6 +319,24 @@ func (s *Service) Get(ctx context.Context, id int64) (*Task, error) {
 	return s.get(ctx, s.pool, id)
 }
 
+// WatcherTenant is the tenant a watch of task id counts against: the
+// caller's (WithTenant), or, for a request holding the task's read token
+// (WithAnyTenant), the task's own. It is "" for a read-token request of a
+// task that does not exist.
+func WatcherTenant(ctx context.Context, db store.DBTX, id int64) (string, error) {
+	if tenant, ok := scopedTenant(ctx); ok || !anyTenant(ctx) {
+		return tenant, nil
+	}
+	row, err := store.New().TaskGetByID(ctx, db, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("tenant of task %d: %w", id, err)
+	}
+	return row.Tenant, nil
+}
+
 func (s *Service) get(ctx context.Context, db store.DBTX, id int64) (*Task, error) {
 	var (
 		row *store.Task

@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -180,4 +181,31 @@ func TestMaxArgsBytes(t *testing.T) {
 	var validation *task.ValidationError
 	require.ErrorAs(t, err, &validation)
 	require.Equal(t, "must be at most 16 bytes of JSON", validation.Fields["args"])
+}
+
+// TestWatcherTenant: a watch counts against the caller's tenant, a read
+// token's against its task's, and a read token's of no task against none.
+func TestWatcherTenant(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t, false)
+	created, _, err := bundle.svc.Create(task.WithTenant(ctx, "a"), task.CreateRequest{Kind: "noop"})
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		id   int64
+		want string
+	}{
+		{"caller's tenant, its own task", task.WithTenant(ctx, "a"), created.ID, "a"},
+		{"caller's tenant, another's task", task.WithTenant(ctx, "b"), created.ID, "b"},
+		{"no tenant set (Go callers)", ctx, created.ID, task.DefaultTenant},
+		{"read token: the task's tenant", task.WithAnyTenant(ctx), created.ID, "a"},
+		{"read token of no task", task.WithAnyTenant(ctx), created.ID + 1000, ""},
+	} {
+		got, err := task.WatcherTenant(tc.ctx, bundle.pool, tc.id)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.want, got, tc.name)
+	}
 }

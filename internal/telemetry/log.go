@@ -95,3 +95,40 @@ func (l *attemptLogger) log(ctx context.Context, job *rivertype.JobRow, start ti
 	}
 	l.logger.LogAttrs(ctx, level, "task attempt", attrs...)
 }
+
+// RiverLogger is the logger to give River: logger with River's info lines
+// at debug. River logs at info what Handoff logs itself (an attempt that
+// errored, which LogAttempts logs with its task) or what it counts (its
+// producer's job counts every 5 s, which /metrics has), so that at
+// LOG_LEVEL=info the log holds a line per request and per task attempt,
+// and River's own warnings and errors (a fetch that failed) as they are.
+func RiverLogger(logger *slog.Logger) *slog.Logger {
+	return slog.New(infoAsDebug{logger.Handler()})
+}
+
+// infoAsDebug passes records on to its handler with info lowered to debug.
+type infoAsDebug struct{ slog.Handler }
+
+func (h infoAsDebug) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.Handler.Enabled(ctx, lowerInfo(level))
+}
+
+func (h infoAsDebug) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = lowerInfo(r.Level)
+	return h.Handler.Handle(ctx, r) //nolint:wrapcheck // a handler's error, passed on as slog expects
+}
+
+func (h infoAsDebug) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return infoAsDebug{h.Handler.WithAttrs(attrs)}
+}
+
+func (h infoAsDebug) WithGroup(name string) slog.Handler {
+	return infoAsDebug{h.Handler.WithGroup(name)}
+}
+
+func lowerInfo(level slog.Level) slog.Level {
+	if level == slog.LevelInfo {
+		return slog.LevelDebug
+	}
+	return level
+}

@@ -1,7 +1,9 @@
 package telemetry_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -33,4 +35,40 @@ func TestOutcome(t *testing.T) {
 	} {
 		require.Equal(t, c.want, telemetry.Outcome(c.job, c.err), "attempt %d/%d, %v", c.job.Attempt, c.job.MaxAttempts, c.err)
 	}
+}
+
+// TestRiverLogger: River's info lines reach the log at debug only; its
+// warnings and errors, and its attributes and groups, as they are.
+func TestRiverLogger(t *testing.T) {
+	t.Parallel()
+
+	for _, tc := range []struct {
+		level slog.Level
+		want  []string
+	}{
+		{slog.LevelInfo, []string{`"level":"WARN","msg":"fetch slow","component":"river"`, `"level":"ERROR","msg":"fetch failed","component":"river","g":{"n":1}`}},
+		{slog.LevelDebug, []string{`"level":"DEBUG","msg":"Job errored; retrying","component":"river"`, `"level":"WARN","msg":"fetch slow"`, `"level":"ERROR","msg":"fetch failed"`}},
+	} {
+		var out bytes.Buffer
+		logger := telemetry.RiverLogger(slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{
+			Level:       tc.level,
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) },
+		}))).With("component", "river")
+		logger.Info("Job errored; retrying")
+		logger.Warn("fetch slow")
+		logger.WithGroup("g").Error("fetch failed", "n", 1)
+		for _, w := range tc.want {
+			require.Contains(t, out.String(), w, tc.level)
+		}
+		if tc.level == slog.LevelInfo {
+			require.NotContains(t, out.String(), "Job errored", "River's info lines are debug")
+		}
+	}
+}
+
+func dropTime(a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
