@@ -553,7 +553,7 @@ func (w *HTTPWorker) discard(ctx context.Context, job *river.Job[HTTPArgs], caus
 	}
 	// Once discarded, River's cancel of a job no longer running changes
 	// nothing (riverseam.JobDiscardTx).
-	return river.JobCancel(cause)
+	return riverseam.Discarded(cause)
 }
 
 // newHTTPWorker builds the http kind's worker from deps, with the guarded

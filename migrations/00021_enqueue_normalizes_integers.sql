@@ -8,7 +8,7 @@
 -- 2.0: every attempt failed until the task was discarded. Now
 -- handoff.enqueue writes the checked args with every top-level integer
 -- field (the kind's shape, handoff.kinds) as an integer, before it hashes
--- the request, so that an idempotent request hashes as the API's does.
+-- the request, so that `2.0` and `2` in an integer field are one request.
 -- Nothing else changes; the function is 00012's otherwise.
 --
 -- Existing rows are not touched (the worker discards a task whose args it

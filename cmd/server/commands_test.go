@@ -142,3 +142,32 @@ func TestServeOperatorRoutes(t *testing.T) {
 		require.Contains(t, stderr.String(), "operator routes are off (503)")
 	})
 }
+
+// TestHelp: -h, -help and --help after any command print its usage and run
+// nothing (no DATABASE_URL is set: a command that ran would fail); a bare
+// "help" there is a value, not a request for help.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	noEnv := envFunc(map[string]string{})
+	for _, args := range [][]string{
+		{"help"},
+		{"-h"},
+		{"--help"},
+		{"serve", "-h"},
+		{"migrate", "--help"},
+		{"migrate", "up", "-help"},
+		{"config", "-h"},
+		{"healthcheck", "--help"},
+		{"keys", "help"},
+		{"keys", "--help"},
+		{"keys", "create", "-h"},
+		{"keys", "list", "-h"},
+		{"keys", "revoke", "--help"},
+	} {
+		var out bytes.Buffer
+		require.NoError(t, run(t.Context(), args, noEnv, &out, io.Discard), args)
+		require.Contains(t, out.String(), "usage", args)
+	}
+	err := run(t.Context(), []string{"keys", "create", "--tenant", "acme", "--name", "help"}, noEnv, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "DATABASE_URL is not set", "a key labelled help is made, not help printed")
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -25,11 +26,12 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("keys needs a sub-command\n%s", keysUsage)
 	}
 	sub, args := args[0], args[1:]
-	var run func(context.Context, *config.Config) error
-	switch sub {
-	case "help", "-h", "-help", "--help":
+	if sub == "help" || isHelpFlag(sub) || (sub != "create" && slices.ContainsFunc(args, isHelpFlag)) {
 		_, err := fmt.Fprintln(stdout, keysUsage)
 		return err
+	}
+	var run func(context.Context, *config.Config) error
+	switch sub {
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

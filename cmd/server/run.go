@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// "handoff COMMAND --help" is help, not a COMMAND to run (keys has its
 	// own, per sub-command).
-	if cmd != "keys" && slices.ContainsFunc(args, isHelp) {
+	if cmd != "keys" && slices.ContainsFunc(args, isHelpFlag) {
 		cmd = "help"
 	}
 	switch cmd {
@@ -65,10 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// isHelp tells whether an argument asks for help.
-func isHelp(arg string) bool {
+// isHelpFlag tells whether an argument after the command asks for help
+// (a bare "help" there may be a value, such as a key's label).
+func isHelpFlag(arg string) bool {
 	switch arg {
-	case "help", "-h", "-help", "--help":
+	case "-h", "-help", "--help":
 		return true
 	}
 	return false

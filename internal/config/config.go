@@ -175,10 +175,12 @@ func (cfg *Config) EffectiveRateBurst() int {
 }
 
 // EffectiveLiveMaxStreamsPerTenant is the streams one tenant may have open
-// in a process: LIVE_MAX_STREAMS_PER_TENANT, or a tenth of LIVE_MAX_STREAMS
-// (at least 1) when it is unset or 0.
+// in a process: LIVE_MAX_STREAMS_PER_TENANT, or nine tenths of
+// LIVE_MAX_STREAMS (at least 1) when it is unset or 0, so that one tenant
+// never takes the last tenth and a deployment of one tenant keeps most of
+// the process's streams.
 func (cfg *Config) EffectiveLiveMaxStreamsPerTenant() int {
-	return cmp.Or(cfg.LiveMaxStreamsPerTenant, max(1, cfg.LiveMaxStreams/10))
+	return cmp.Or(cfg.LiveMaxStreamsPerTenant, max(1, cfg.LiveMaxStreams*9/10))
 }
 
 // EffectivePublicURL is the base URL http tasks' receivers report progress

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -165,15 +164,19 @@ func writeEvent(rc *http.ResponseController, w http.ResponseWriter, timeout time
 	return nil
 }
 
+// maxEventID is the largest Last-Event-ID taken: 2^53 - 1.
+const maxEventID = 1<<53 - 1
+
 func lastEventID(r *http.Request) (int64, error) {
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
-	// The next event's id is n+1, which must not wrap.
-	if err != nil || n < 0 || n == math.MaxInt64 || strconv.FormatInt(n, 10) != raw {
-		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are integers from 0 to %d", jsonstrict.Quote(raw), int64(math.MaxInt64-1)))
+	// Ids go on from n, and stay below 2^53 (exact in JavaScript), far
+	// from wrapping.
+	if err != nil || n < 0 || n > maxEventID || strconv.FormatInt(n, 10) != raw {
+		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are integers from 0 to %d", jsonstrict.Quote(raw), int64(maxEventID)))
 	}
 	return n, nil
 }

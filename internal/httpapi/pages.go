@@ -27,7 +27,7 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connec
 func addPageRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts, g *gate) {
 	mux.Handle("GET /{$}", handlePage(logger))
 	mux.Handle("GET /tasks/{id}", handlePage(logger))
-	mux.Handle("POST /tasks", crossOrigin(logger,
+	mux.Handle("POST /tasks", crossOriginProtection(logger,
 		g.form(limitBody(4<<10, handleFormCreate(logger, tasks, lv.Tokens)))))
 	assets, err := fs.Sub(web.FS, ".")
 	if err != nil {

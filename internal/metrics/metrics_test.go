@@ -19,6 +19,7 @@ import (
 
 	"github.com/handoff/handoff/internal/metrics"
 	"github.com/handoff/handoff/internal/pgtest"
+	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/jobs"
 )
 
@@ -175,13 +176,16 @@ func TestRiverMiddlewareCounts(t *testing.T) {
 	ctx := t.Context()
 	pool := pgtest.NewDB(t)
 	logger := pgtest.Logger(t)
-	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}})
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
+	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}, Kinds: []string{"noop", "sleep", "http"}})
 
-	workers, err := jobs.Workers(jobs.Kinds(jobs.Deps{Logger: logger}))
+	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
+	seam := riverseam.NewMiddleware(pool, logger, riverseam.DefaultIdleBelow)
+	seam.CheckArgs = jobs.CheckArgs(kinds)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:            logger,
-		Middleware:        []rivertype.Middleware{m.RiverMiddleware()},
+		Middleware:        []rivertype.Middleware{m.RiverMiddleware(), seam},
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
@@ -216,19 +220,32 @@ func TestRiverMiddlewareCounts(t *testing.T) {
 		}
 	}
 
+	// A job whose args its worker cannot decode is discarded by the seam at
+	// its first attempt: a discard, not a cancel, in the counters.
+	_, err = pool.Exec(ctx, `INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, metadata, tags)
+		VALUES ('{"url": "http://127.0.0.1:1/", "headers": {"a": 1}}', 'http', 5, 1, 'default', 'available', now(), '{}', '{}')`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got, _ := value(t, scrape(t, m.Handler()), "handoff_tasks_discarded_total", map[string]string{"kind": "http", "queue": "default"})
+		return got == 1
+	}, 30*time.Second, 20*time.Millisecond, "the undecodable http job is counted as discarded")
+
 	families := scrape(t, m.Handler())
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
 		want   float64
 	}{
+		{"handoff_tasks_discarded_total", map[string]string{"kind": "http", "queue": "default"}, 1},
+		{"handoff_task_attempts_failed_total", map[string]string{"kind": "http", "queue": "default"}, 1},
+		{"handoff_tasks_cancelled_total", map[string]string{"kind": "http", "queue": "default"}, 0},
 		{"handoff_tasks_enqueued_total", map[string]string{"kind": "noop", "queue": "default"}, 3},
 		{"handoff_tasks_enqueued_total", map[string]string{"kind": "sleep", "queue": "default"}, 1},
 		{"handoff_tasks_completed_total", map[string]string{"kind": "noop", "queue": "default"}, 3},
 		{"handoff_task_attempts_failed_total", map[string]string{"kind": "sleep", "queue": "default"}, 1},
 		{"handoff_tasks_discarded_total", map[string]string{"kind": "sleep", "queue": "default"}, 1},
 		{"handoff_task_work_duration_seconds", map[string]string{"kind": "noop"}, 3},
-		{"handoff_task_pickup_wait_seconds", map[string]string{"queue": "default"}, 4},
+		{"handoff_task_pickup_wait_seconds", map[string]string{"queue": "default"}, 5},
 		{"handoff_tasks_running", map[string]string{"queue": "default"}, 0},
 	} {
 		got, ok := value(t, families, c.name, c.labels)

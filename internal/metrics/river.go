@@ -69,8 +69,13 @@ func (m *Metrics) countOutcome(job *rivertype.JobRow, err error) {
 		m.cancelled.WithLabelValues(job.Kind, job.Queue).Inc()
 	case "snoozed":
 		m.snoozed.WithLabelValues(job.Kind, job.Queue).Inc()
-	case "failed", "discarded":
-		m.countFailure(job)
+	case "failed":
+		m.failed.WithLabelValues(job.Kind, job.Queue).Inc()
+	case "discarded":
+		// The last allowed attempt's failure, or a worker's discard
+		// (riverseam.Discarded) at any attempt.
+		m.failed.WithLabelValues(job.Kind, job.Queue).Inc()
+		m.discarded.WithLabelValues(job.Kind, job.Queue).Inc()
 	default:
 		panic(fmt.Sprintf("metrics: unknown outcome %q", outcome))
 	}

@@ -159,9 +159,7 @@ func (m *Middleware) discardUndecodable(ctx context.Context, job *rivertype.JobR
 			slog.Int64("job_id", job.ID), slog.Any("error", discardErr))
 		return err
 	}
-	// Discarded: River's cancel of a job no longer running changes nothing
-	// (JobDiscardTx).
-	return river.JobCancel(cause)
+	return Discarded(cause)
 }
 
 // MarkAttempt records, in the metadata River merges with this attempt's

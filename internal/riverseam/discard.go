@@ -8,10 +8,27 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 )
+
+// Discarded is what a worker returns once JobDiscardTx's transaction has
+// committed: River's JobCancel of cause, which then changes nothing (the job
+// is no longer running), marked so that metrics and the attempt's log line
+// (telemetry.Outcome) count a discard, not a cancel.
+func Discarded(cause error) error {
+	return river.JobCancel(&discardedError{cause})
+}
+
+// discardedError is a discard's cause, which says it is one.
+type discardedError struct{ error }
+
+func (e *discardedError) Unwrap() error { return e.error }
+
+// Discarded marks the error as a discard's (telemetry.Outcome).
+func (*discardedError) Discarded() bool { return true }
 
 // JobDiscardTx ends a running job discarded as part of tx, before it has
 // used up its attempts: for a worker that knows its job can never succeed
@@ -26,9 +43,10 @@ import (
 // every outcome Middleware marks, so that the attempt guard treats it as
 // this attempt's.
 //
-// After tx commits, the worker returns river.JobCancel(cause): River then
-// writes its own outcome for a job that is no longer running, which changes
-// nothing (JobSetStateIfRunningMany again), and logs at debug level only.
+// After tx commits, the worker returns Discarded(cause), a
+// river.JobCancel: River then writes its own outcome for a job that is no
+// longer running, which changes nothing (JobSetStateIfRunningMany again),
+// and logs at debug level only.
 //
 // It returns the job as it stands after the update: discarded, or in its
 // current state if it was no longer running (cancelled meanwhile).

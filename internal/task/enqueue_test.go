@@ -56,7 +56,9 @@ func TestEnqueueSQL(t *testing.T) {
 			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('sleep', $1::jsonb, idempotency_key => 'int-' || $2)`,
 				`{"seconds": 0.01, "fail_times": `+count+`}`, count).Scan(&id))
 			var stored []byte
-			require.NoError(t, bundle.pool.QueryRow(ctx, "SELECT args FROM river_job WHERE id = $1", id).Scan(&stored))
+			var failTimes string
+			require.NoError(t, bundle.pool.QueryRow(ctx, "SELECT args, args ->> 'fail_times' FROM river_job WHERE id = $1", id).Scan(&stored, &failTimes))
+			require.Equal(t, "1", failTimes, "stored as an integer, not as written: %s", count)
 			require.JSONEq(t, `{"seconds": 0.01, "fail_times": 1}`, string(stored), count)
 			require.NoError(t, check("sleep", stored), count)
 			ids = append(ids, id)

@@ -14,15 +14,19 @@ import (
 
 // Outcome is how River will record an attempt that returned err: completed,
 // cancelled (river.JobCancel), snoozed (river.JobSnooze), failed (retried
-// later) or discarded (the last allowed attempt failed).
+// later) or discarded (the last allowed attempt failed, or the worker
+// discarded the job itself: riverseam.Discarded).
 func Outcome(job *rivertype.JobRow, err error) string {
 	var (
-		cancelErr *rivertype.JobCancelError
-		snoozeErr *rivertype.JobSnoozeError
+		cancelErr    *rivertype.JobCancelError
+		snoozeErr    *rivertype.JobSnoozeError
+		discardedErr interface{ Discarded() bool }
 	)
 	switch {
 	case err == nil:
 		return "completed"
+	case errors.As(err, &discardedErr) && discardedErr.Discarded():
+		return "discarded"
 	case errors.As(err, &cancelErr):
 		return "cancelled"
 	case errors.As(err, &snoozeErr):

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/telemetry"
 )
 
@@ -32,6 +34,8 @@ func TestOutcome(t *testing.T) {
 		{job(3, 3), river.JobCancel(failure), "cancelled"},
 		{job(1, 3), river.JobSnooze(time.Minute), "snoozed"},
 		{job(1, 1), river.JobSnooze(time.Minute), "snoozed"},
+		{job(1, 3), riverseam.Discarded(failure), "discarded"},
+		{job(1, 3), fmt.Errorf("wrapped: %w", riverseam.Discarded(failure)), "discarded"},
 	} {
 		require.Equal(t, c.want, telemetry.Outcome(c.job, c.err), "attempt %d/%d, %v", c.job.Attempt, c.job.MaxAttempts, c.err)
 	}
