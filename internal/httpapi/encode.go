@@ -51,6 +51,15 @@ func notAnObject(fields jsonstrict.FieldsError, send string) error {
 	return nil
 }
 
+// takesNothing checks a request that takes no query parameters and no body
+// fields (a control action such as cancel or pause).
+func takesNothing(r *http.Request) error {
+	if _, err := queryParams(r); err != nil {
+		return err
+	}
+	return decodeNothing(r)
+}
+
 // decodeNothing checks the body of a request that takes none: empty, or an
 // object with no fields.
 func decodeNothing(r *http.Request) error {

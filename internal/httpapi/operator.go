@@ -139,11 +139,7 @@ func handleQueueResume(logger *slog.Logger, queues *admin.Queues) http.Handler {
 
 func handleQueueChange(logger *slog.Logger, change func(ctx context.Context, name string) (*admin.Queue, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := queryParams(r); err != nil {
-			writeProblem(w, r, logger, err)
-			return
-		}
-		if err := decodeNothing(r); err != nil {
+		if err := takesNothing(r); err != nil {
 			writeProblem(w, r, logger, err)
 			return
 		}

@@ -238,11 +238,7 @@ func handleTaskRetry(logger *slog.Logger, tasks *task.Service) http.Handler {
 
 func handleTaskControl(logger *slog.Logger, control func(ctx context.Context, id int64) (*task.Task, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := queryParams(r); err != nil {
-			writeProblem(w, r, logger, err)
-			return
-		}
-		if err := decodeNothing(r); err != nil {
+		if err := takesNothing(r); err != nil {
 			writeProblem(w, r, logger, err)
 			return
 		}
