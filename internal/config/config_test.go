@@ -94,9 +94,13 @@ func TestPrintMasksSecrets(t *testing.T) {
 	require.Equal(t, len(config.Options()), strings.Count(out.String(), "\n"), "one line per option")
 }
 
-// TestPrintRateBurst: RATE_BURST unset (or 0) prints the bucket size serve
-// uses, twice RATE_LIMIT, still marked as the default.
-func TestPrintRateBurst(t *testing.T) {
+// TestPrintComputedDefaults: an option whose default is computed from
+// others prints the value serve uses, still marked as the default:
+// RATE_BURST unset (or 0) as twice RATE_LIMIT; PUBLIC_URL unset as the URL
+// serve reports progress to, from HTTP_ADDR with an unspecified host read
+// as loopback; LIVE_MAX_STREAMS_PER_TENANT as nine tenths of
+// LIVE_MAX_STREAMS.
+func TestPrintComputedDefaults(t *testing.T) {
 	t.Parallel()
 
 	for _, tc := range []struct {
@@ -108,31 +112,15 @@ func TestPrintRateBurst(t *testing.T) {
 		{map[string]string{"RATE_LIMIT": "50"}, "RATE_BURST=100\t# default\n"},
 		{map[string]string{"RATE_LIMIT": "50", "RATE_BURST": "7"}, "RATE_BURST=7\t# env\n"},
 		{map[string]string{"RATE_LIMIT": "0"}, "RATE_BURST=0\t# default\n"},
-	} {
-		tc.env["DATABASE_URL"] = "postgres://localhost/handoff"
-		env := envFunc(tc.env)
-		cfg, err := config.Parse(env)
-		require.NoError(t, err)
-		var out bytes.Buffer
-		require.NoError(t, config.Print(&out, env, cfg))
-		require.Contains(t, out.String(), tc.want, tc.env)
-	}
-}
-
-// TestPrintPublicURL: PUBLIC_URL unset prints the URL serve reports
-// progress to, from HTTP_ADDR with an unspecified host read as loopback.
-func TestPrintPublicURL(t *testing.T) {
-	t.Parallel()
-
-	for _, tc := range []struct {
-		env  map[string]string
-		want string
-	}{
 		{map[string]string{}, "PUBLIC_URL=http://127.0.0.1:8080\t# default\n"},
 		{map[string]string{"HTTP_ADDR": ":9000", "AUTH_DISABLED": "false"}, "PUBLIC_URL=http://127.0.0.1:9000\t# default\n"},
 		{map[string]string{"HTTP_ADDR": "0.0.0.0:9000", "AUTH_DISABLED": "false"}, "PUBLIC_URL=http://127.0.0.1:9000\t# default\n"},
 		{map[string]string{"HTTP_ADDR": "[::1]:9000"}, "PUBLIC_URL=http://[::1]:9000\t# default\n"},
 		{map[string]string{"PUBLIC_URL": "https://tasks.example.com"}, "PUBLIC_URL=https://tasks.example.com\t# env\n"},
+		{map[string]string{}, "LIVE_MAX_STREAMS_PER_TENANT=9000\t# default\n"},
+		{map[string]string{"LIVE_MAX_STREAMS": "5"}, "LIVE_MAX_STREAMS_PER_TENANT=4\t# default\n"},
+		{map[string]string{"LIVE_MAX_STREAMS": "1"}, "LIVE_MAX_STREAMS_PER_TENANT=1\t# default\n"},
+		{map[string]string{"LIVE_MAX_STREAMS_PER_TENANT": "12"}, "LIVE_MAX_STREAMS_PER_TENANT=12\t# env\n"},
 	} {
 		tc.env["DATABASE_URL"] = "postgres://localhost/handoff"
 		env := envFunc(tc.env)
