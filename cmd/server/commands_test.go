@@ -170,4 +170,6 @@ func TestHelp(t *testing.T) {
 	}
 	err := run(t.Context(), []string{"keys", "create", "--tenant", "acme", "--name", "help"}, noEnv, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "DATABASE_URL is not set", "a key labelled help is made, not help printed")
+	err = run(t.Context(), []string{"nosuch", "--help"}, noEnv, io.Discard, io.Discard)
+	require.ErrorContains(t, err, `unknown command "nosuch"`)
 }

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// "handoff COMMAND --help" is help, not a COMMAND to run (keys has its
 	// own, per sub-command).
-	if cmd != "keys" && slices.ContainsFunc(args, isHelpFlag) {
+	if slices.Contains([]string{"serve", "migrate", "config", "healthcheck"}, cmd) && slices.ContainsFunc(args, isHelpFlag) {
 		cmd = "help"
 	}
 	switch cmd {

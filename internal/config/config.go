@@ -147,6 +147,9 @@ func validate(cfg *Config) []error {
 	if cfg.AuthDisabled != nil && *cfg.AuthDisabled && !cfg.AuthDisabledAnyAddr && !IsLoopback(cfg.HTTPAddr) {
 		errs = append(errs, fmt.Errorf("AUTH_DISABLED=true with HTTP_ADDR=%s would serve every task to anyone who reaches that address: listen on loopback (127.0.0.1:8080), or create an API key (`handoff keys create --tenant NAME`), or, behind your own gateway, set AUTH_DISABLED_ANY_ADDR=true", cfg.HTTPAddr))
 	}
+	if cfg.LiveMaxStreamsPerTenant > cfg.LiveMaxStreams {
+		errs = append(errs, fmt.Errorf("LIVE_MAX_STREAMS_PER_TENANT=%d: must not be more than LIVE_MAX_STREAMS=%d (equal to it lets one tenant take every stream)", cfg.LiveMaxStreamsPerTenant, cfg.LiveMaxStreams))
+	}
 	if (cfg.AdminUser == "") != (cfg.AdminPassword == "") {
 		errs = append(errs, errors.New("ADMIN_USER and ADMIN_PASSWORD: set both (operator access) or neither (operator routes refused)"))
 	}

@@ -60,11 +60,13 @@ func TestParse(t *testing.T) {
 		_, err := config.Parse(envFunc(map[string]string{
 			"WORKERS": "lots", "LOG_FORMAT": "xml", "ADMIN_USER": "ops", "METRICS_INTERVAL": "10ms",
 			"QUEUES": "default=3", "FETCH_COOLDOWN": "1s", "FETCH_POLL_INTERVAL": "100ms",
+			"LIVE_MAX_STREAMS": "20", "LIVE_MAX_STREAMS_PER_TENANT": "21",
 		}))
 		require.Error(t, err)
 		for _, want := range []string{
 			"DATABASE_URL is not set", `WORKERS="lots"`, `LOG_FORMAT="xml"`, "ADMIN_USER and ADMIN_PASSWORD",
 			"METRICS_INTERVAL=10ms: must be at least 1s", "default queue's workers with WORKERS", "FETCH_POLL_INTERVAL=100ms",
+			"LIVE_MAX_STREAMS_PER_TENANT=21: must not be more than LIVE_MAX_STREAMS=20",
 		} {
 			require.ErrorContains(t, err, want)
 		}

@@ -290,7 +290,7 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.Itoa(c.LiveMaxStreams) },
 		},
 		{
-			Name: "LIVE_MAX_STREAMS_PER_TENANT", Default: "nine tenths of `LIVE_MAX_STREAMS`", Meaning: "of those, how many one tenant may have open at once (a read link counts for its task's tenant); more get `503`. The default leaves the last tenth to other tenants; lower it when many tenants share a server",
+			Name: "LIVE_MAX_STREAMS_PER_TENANT", Default: "nine tenths of `LIVE_MAX_STREAMS`", Meaning: "of those, how many one tenant may have open at once (a read link counts for its task's tenant), at most `LIVE_MAX_STREAMS`; more get `503`. The default leaves the last tenth to other tenants; lower it when many tenants share a server",
 			parse: func(p *parser, c *Config) {
 				c.LiveMaxStreamsPerTenant = p.integer("LIVE_MAX_STREAMS_PER_TENANT", 0, 0, 1_000_000)
 			},

@@ -164,7 +164,8 @@ func writeEvent(rc *http.ResponseController, w http.ResponseWriter, timeout time
 	return nil
 }
 
-// maxEventID is the largest Last-Event-ID taken: 2^53 - 1.
+// maxEventID bounds event ids: 2^53 - 1, the largest a Last-Event-ID may
+// lead to.
 const maxEventID = 1<<53 - 1
 
 func lastEventID(r *http.Request) (int64, error) {
@@ -173,10 +174,10 @@ func lastEventID(r *http.Request) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
-	// Ids go on from n, and stay below 2^53 (exact in JavaScript), far
-	// from wrapping.
-	if err != nil || n < 0 || n > maxEventID || strconv.FormatInt(n, 10) != raw {
-		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are integers from 0 to %d", jsonstrict.Quote(raw), int64(maxEventID)))
+	// Ids go on from n+1, and stay at most 2^53-1 (exact in JavaScript),
+	// far from wrapping: a stream sends fewer events than the gap.
+	if err != nil || n < 0 || n >= maxEventID || strconv.FormatInt(n, 10) != raw {
+		return 0, badRequest(fmt.Sprintf("Last-Event-ID %s is not an event id of this stream; ids are integers from 0 to %d", jsonstrict.Quote(raw), int64(maxEventID-1)))
 	}
 	return n, nil
 }

@@ -303,7 +303,7 @@ func TestTaskEvents(t *testing.T) {
 		t.Parallel()
 		b := liveSetup(t, &liveOpts{noWorker: true})
 		created, _ := b.create(t, `{"kind": "noop"}`)
-		for _, bad := range []string{"x", "+5", "05", "-1", "9007199254740992", "9223372036854775807", "9223372036854775808"} {
+		for _, bad := range []string{"x", "+5", "05", "-1", "9007199254740991", "9007199254740992", "9223372036854775807", "9223372036854775808"} {
 			r := b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d/events", created.ID), "", "Last-Event-ID", bad)
 			requireProblem(t, r, http.StatusBadRequest, "Last-Event-ID")
 		}

@@ -81,6 +81,41 @@ func TestEnqueueSQL(t *testing.T) {
 		}
 	})
 
+	t.Run("ArgsStoredAsTheAPIStoresThem", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		bundle := setupRegistered(t, false)
+
+		// Numbers without the zeros that change nothing, as Go writes a
+		// float64; a typed field given null left out. Each is one request
+		// with the args written as the API writes them.
+		for _, c := range []struct{ given, stored string }{
+			{`{"seconds": 1.50}`, `{"seconds": 1.5}`},
+			{`{"seconds": 1e2}`, `{"seconds": 100}`},
+			{`{"seconds": 2.0, "fail_times": 3.0}`, `{"seconds": 2, "fail_times": 3}`},
+			{`{"seconds": 0.25, "fail_times": null}`, `{"seconds": 0.25}`},
+		} {
+			var id int64
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('sleep', $1::jsonb, idempotency_key => $2::text)`, c.given, c.given).Scan(&id))
+			var stored string
+			require.NoError(t, bundle.pool.QueryRow(ctx, "SELECT args::text FROM river_job WHERE id = $1", id).Scan(&stored))
+			var want string
+			require.NoError(t, bundle.pool.QueryRow(ctx, "SELECT $1::jsonb::text", c.stored).Scan(&want))
+			require.Equal(t, want, stored, "the text jsonb keeps, not only the value: %s", c.given)
+
+			var again int64
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('sleep', $1::jsonb, idempotency_key => $2::text)`, c.stored, c.given).Scan(&again))
+			require.Equal(t, id, again, "written either way, one request: %s", c.given)
+		}
+
+		// Through the API (task.Service) and SQL, 1.0 and 1 are one request.
+		created, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "sleep", Args: json.RawMessage(`{"seconds": 1.0}`), IdempotencyKey: "both-paths"})
+		require.NoError(t, err)
+		var viaSQL int64
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT handoff.enqueue('sleep', '{"seconds": 1.0}', idempotency_key => 'both-paths')`).Scan(&viaSQL))
+		require.Equal(t, created.ID, viaSQL)
+	})
+
 	t.Run("RollbackLeavesNoTaskNoJob", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()

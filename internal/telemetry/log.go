@@ -92,6 +92,15 @@ func (l *attemptLogger) log(ctx context.Context, job *rivertype.JobRow, start ti
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 	}
 	if err != nil {
+		// A worker's discard is River's JobCancel of its cause: the line
+		// says the cause, as the task's error does, not "JobCancelError".
+		var discarded interface {
+			Discarded() bool
+			error
+		}
+		if errors.As(err, &discarded) && discarded.Discarded() {
+			err = discarded
+		}
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {

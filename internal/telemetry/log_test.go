@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,4 +76,24 @@ func dropTime(a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// TestLogAttemptsDiscard: a worker's discard (riverseam.Discarded, River's
+// JobCancel of its cause) logs as a discard at error, with the cause alone
+// as its error.
+func TestLogAttemptsDiscard(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) }}))
+	mw, ok := telemetry.LogAttempts(logger).(rivertype.WorkerMiddleware)
+	require.True(t, ok)
+	job := &rivertype.JobRow{ID: 7, Kind: "http", Queue: "default", Attempt: 1, MaxAttempts: 25}
+	err := mw.Work(t.Context(), job, func(context.Context) error {
+		return riverseam.Discarded(errors.New("not run: its args cannot be decoded: boom"))
+	})
+	require.Error(t, err)
+	require.Contains(t, out.String(), `"level":"ERROR","msg":"task attempt"`)
+	require.Contains(t, out.String(), `"outcome":"discarded"`)
+	require.Contains(t, out.String(), `"error":"not run: its args cannot be decoded: boom"`)
+	require.NotContains(t, out.String(), "JobCancelError")
 }

@@ -1,15 +1,22 @@
--- handoff.enqueue stores an integer field written with a fraction or an
--- exponent (2.0, 2e0) as the integer it is.
+-- handoff.enqueue stores the checked args as the API does: a number
+-- without the zeros or fraction that do not change it, and no typed field
+-- given null.
 --
--- handoff.check_request (00012, 00019) takes such a value for a field of
--- type integer, as the HTTP API does; but the API stores the args it
--- decoded (2), while handoff.enqueue stored them as written (2.0), which
--- jsonb keeps, and the worker's decoder (encoding/json into an int) refuses
--- 2.0: every attempt failed until the task was discarded. Now
--- handoff.enqueue writes the checked args with every top-level integer
--- field (the kind's shape, handoff.kinds) as an integer, before it hashes
--- the request, so that `2.0` and `2` in an integer field are one request.
--- Nothing else changes; the function is 00012's otherwise.
+-- handoff.check_request (00012, 00019) takes 2.0 for a field of type
+-- integer, as the HTTP API does; but the API stores the args it decoded and
+-- encoded again (2), while handoff.enqueue stored them as written (2.0),
+-- which jsonb keeps, and the worker's decoder (encoding/json into an int)
+-- refuses 2.0: every attempt failed until the task was discarded. The
+-- request's hash differed too, so the same request sent by SQL as 1.0 and
+-- as 1 (or as 2.50 and 2.5, or with "field": null and without the field)
+-- was two requests with one idempotency key, a conflict, where the API
+-- took them as one. Now handoff.enqueue writes the checked args through
+-- handoff.normalize_args, before it hashes the request: each top-level
+-- field of type integer (the kind's shape, handoff.kinds) as an integer,
+-- each of type number without trailing zeros (trim_scale: 2.50 is 2.5,
+-- 1e2 is 100, as Go writes a float64), and a typed field given null left
+-- out. Fields of any JSON (type any) are kept as given. Nothing else
+-- changes; the function is 00012's otherwise.
 --
 -- Existing rows are not touched (the worker discards a task whose args it
 -- cannot decode, riverseam.Middleware.CheckArgs).
@@ -24,12 +31,16 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT coalesce(jsonb_object_agg(a.key,
-               CASE WHEN k.shape -> 'fields' -> a.key ->> 'type' = 'integer'
-                         AND jsonb_typeof(a.value) = 'number'
-                    THEN to_jsonb(trunc(a.value::numeric))
+               CASE WHEN jsonb_typeof(a.value) <> 'number' THEN a.value
+                    WHEN f.type = 'integer' THEN to_jsonb(trunc(a.value::numeric))
+                    WHEN f.type = 'number' THEN to_jsonb(trim_scale(a.value::numeric))
                     ELSE a.value END), '{}'::jsonb)
     FROM jsonb_each(args) a
     LEFT JOIN handoff.kinds k ON k.kind = normalize_args.kind
+    CROSS JOIN LATERAL (SELECT k.shape -> 'fields' -> a.key ->> 'type' AS type) f
+    -- A typed field given null is the field left out, to the worker's
+    -- decoder and to the API's; a field of any JSON keeps its null.
+    WHERE jsonb_typeof(a.value) <> 'null' OR f.type IS NOT DISTINCT FROM 'any'
 $$;
 -- +goose StatementEnd
 
@@ -65,8 +76,8 @@ DECLARE
 BEGIN
     PERFORM handoff.check_request(kind, eff_args, queue, priority, max_attempts, run_at,
                                   idempotency_key, callback_url, tenant);
-    -- The checked args as the worker decodes them: an integer written 2.0
-    -- becomes 2 (handoff.normalize_args).
+    -- The checked args as the API stores them: 2.0 in an integer field
+    -- becomes 2, 2.50 in a number field 2.5 (handoff.normalize_args).
     eff_args := handoff.normalize_args(kind, eff_args);
 
     meta := jsonb_strip_nulls(jsonb_build_object(
