@@ -4,6 +4,11 @@
 -- name: TaskGetByID :one
 SELECT * FROM tasks WHERE id = @id;
 
+-- TaskTenant reads the tenant of a task, one probe of task_records's
+-- primary key: the tenant a read link's live stream counts against.
+-- name: TaskTenant :one
+SELECT tenant FROM task_records WHERE id = @id;
+
 -- name: TaskGetByIDForTenant :one
 SELECT * FROM tasks WHERE id = @id AND tenant = @tenant;
 

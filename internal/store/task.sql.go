@@ -683,6 +683,19 @@ func (q *Queries) TaskProgressUpdateRunning(ctx context.Context, db DBTX, arg Ta
 	return result.RowsAffected(), nil
 }
 
+const taskTenant = `-- name: TaskTenant :one
+SELECT tenant FROM task_records WHERE id = $1
+`
+
+// TaskTenant reads the tenant of a task, one probe of task_records's
+// primary key: the tenant a read link's live stream counts against.
+func (q *Queries) TaskTenant(ctx context.Context, db DBTX, id int64) (string, error) {
+	row := db.QueryRow(ctx, taskTenant, id)
+	var tenant string
+	err := row.Scan(&tenant)
+	return tenant, err
+}
+
 const taskUnfinishedCount = `-- name: TaskUnfinishedCount :one
 SELECT count(*) FROM (
     SELECT 1 FROM task_records

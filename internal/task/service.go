@@ -327,14 +327,14 @@ func WatcherTenant(ctx context.Context, db store.DBTX, id int64) (string, error)
 	if tenant, ok := scopedTenant(ctx); ok || !anyTenant(ctx) {
 		return tenant, nil
 	}
-	row, err := store.New().TaskGetByID(ctx, db, id)
+	tenant, err := store.New().TaskTenant(ctx, db, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("tenant of task %d: %w", id, err)
 	}
-	return row.Tenant, nil
+	return tenant, nil
 }
 
 func (s *Service) get(ctx context.Context, db store.DBTX, id int64) (*Task, error) {
