@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -29,8 +30,29 @@ type ProviderOpts struct {
 	Lock bool
 }
 
+// SearchPath is the search_path of Handoff's own sessions (SetSearchPath):
+// the schema that holds River's tables and Handoff's, the ones the
+// migrations name without a schema.
+const SearchPath = "public"
+
+// SetSearchPath makes the sessions of cfg use SearchPath, unless the
+// connection string sets search_path itself. Every session that migrates
+// must, and the server's do: Postgres's default, `"$user", public`, puts a
+// schema named after the role first, and a role named handoff (the
+// docker-compose file's) would then have created the migrations' later
+// tables, views and functions in schema handoff, made by migration 00012,
+// beside the earlier ones in public, with River's triggers calling the
+// first versions of their functions. Migration 00022 refuses a database
+// migrated so.
+func SetSearchPath(cfg *pgx.ConnConfig) {
+	if _, ok := cfg.RuntimeParams["search_path"]; !ok {
+		cfg.RuntimeParams["search_path"] = SearchPath
+	}
+}
+
 // NewProvider returns a goose provider that applies FS to the Postgres
-// database behind db. Closing the provider closes db.
+// database behind db, whose sessions must use SearchPath (SetSearchPath).
+// Closing the provider closes db.
 func NewProvider(db *sql.DB, opts *ProviderOpts) (*goose.Provider, error) {
 	if opts == nil {
 		opts = &ProviderOpts{}

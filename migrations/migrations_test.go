@@ -30,7 +30,10 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 
-	pool, err := pgxpool.New(t.Context(), pgtest.NewEmptyDB(t))
+	config, err := pgxpool.ParseConfig(pgtest.NewEmptyDB(t))
+	require.NoError(t, err)
+	migrations.SetSearchPath(config.ConnConfig)
+	pool, err := pgxpool.NewWithConfig(t.Context(), config)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 

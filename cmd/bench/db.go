@@ -92,6 +92,7 @@ func migrate(ctx context.Context, dbURL string, version int64) error {
 	if err != nil {
 		return fmt.Errorf("parse database URL: %w", err)
 	}
+	migrations.SetSearchPath(cfg)
 	provider, err := migrations.NewProvider(stdlib.OpenDB(*cfg), nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -134,6 +135,7 @@ func openPool(ctx context.Context, dbURL string, maxConns int) (*pgxpool.Pool, e
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	cfg.MaxConns = int32(maxConns) //nolint:gosec // a flag, checked to be small
+	migrations.SetSearchPath(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/handoff/handoff/internal/task"
 	"github.com/handoff/handoff/internal/telemetry"
 	"github.com/handoff/handoff/jobs"
+	"github.com/handoff/handoff/migrations"
 )
 
 // serve runs the HTTP API and the River workers until ctx is cancelled, then
@@ -330,6 +331,7 @@ func openPool(ctx context.Context, cfg *config.Config, statementTimeout time.Dur
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", err)
 	}
+	migrations.SetSearchPath(poolCfg.ConnConfig)
 	if statementTimeout > 0 {
 		poolCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statementTimeout.Milliseconds(), 10)
 	}

@@ -198,6 +198,7 @@ func newPool(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	config.MaxConns = maxConns
+	migrations.SetSearchPath(config.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, config)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -264,6 +265,7 @@ func migrate(ctx context.Context, dbURL string) error {
 	if err != nil {
 		return fmt.Errorf("parse database URL: %w", err)
 	}
+	migrations.SetSearchPath(config)
 	db := stdlib.OpenDB(*config)
 	provider, err := migrations.NewProvider(db, nil)
 	if err != nil {
