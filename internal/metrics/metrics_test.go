@@ -281,3 +281,79 @@ func TestCountersStartAtZero(t *testing.T) {
 	_, ok = value(t, families, "handoff_task_pickup_wait_seconds", map[string]string{"queue": "reports"})
 	require.True(t, ok)
 }
+
+// TestRiverMiddlewareCancelAndStop: a task cancelled while it runs counts
+// as cancelled, not as a failed attempt (its worker returns the context's
+// cancellation, which River records as the cancel); an attempt cut short by
+// the client's stop counts nothing, since River makes the task available
+// again without counting it.
+func TestRiverMiddlewareCancelAndStop(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewDB(t)
+	logger := pgtest.Logger(t)
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
+	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}, Kinds: []string{"sleep"}})
+	workers, err := jobs.Workers(kinds)
+	require.NoError(t, err)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Logger:            logger,
+		Middleware:        []rivertype.Middleware{m.RiverMiddleware(), riverseam.NewMiddleware(pool, logger, riverseam.DefaultIdleBelow)},
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Workers:           workers,
+		TestOnly:          true,
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { // a second stop, after the test's own, returns at once
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(stopCtx)
+	})
+
+	// running inserts a long sleep of one attempt and waits until it runs.
+	running := func() int64 {
+		t.Helper()
+		seconds := 600.0
+		res, err := client.Insert(ctx, jobs.SleepArgs{Seconds: &seconds}, &river.InsertOpts{MaxAttempts: 1})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			var state string
+			require.NoError(t, pool.QueryRow(ctx, `SELECT state FROM river_job WHERE id = $1`, res.Job.ID).Scan(&state))
+			return state == "running"
+		}, 30*time.Second, 10*time.Millisecond)
+		return res.Job.ID
+	}
+	sleep := map[string]string{"kind": "sleep", "queue": "default"}
+	counter := func(name string) float64 {
+		t.Helper()
+		got, ok := value(t, scrape(t, m.Handler()), name, sleep)
+		require.True(t, ok, name)
+		return got
+	}
+
+	cancelled := running()
+	_, err = client.JobCancel(ctx, cancelled)
+	require.NoError(t, err)
+	var state string
+	require.Eventually(t, func() bool {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state FROM tasks WHERE id = $1`, cancelled).Scan(&state))
+		return state == "cancelled"
+	}, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1.0, counter("handoff_tasks_cancelled_total"))
+
+	stopped := running()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	require.NoError(t, client.StopAndCancel(stopCtx))
+	var attempt int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT state, attempt FROM river_job WHERE id = $1`, stopped).Scan(&state, &attempt))
+	require.Equal(t, "available", state, "River puts a stopped attempt back")
+	require.Zero(t, attempt)
+
+	require.Zero(t, counter("handoff_task_attempts_failed_total"), "neither the cancel nor the stop is a failed attempt")
+	require.Zero(t, counter("handoff_tasks_discarded_total"))
+	require.Equal(t, 1.0, counter("handoff_tasks_cancelled_total"))
+}

@@ -38,10 +38,11 @@ func (rm *riverMiddleware) InsertMany(ctx context.Context, _ []*rivertype.JobIns
 	return results, nil
 }
 
-// Work times the attempt and counts its outcome as River will record it: nil
-// completes, JobCancel cancels, JobSnooze snoozes, any other error (or a
-// panic) fails the attempt, and the last allowed attempt's failure discards
-// the task.
+// Work times the attempt and counts its outcome as River will record it
+// (telemetry.Outcome): nil completes, JobCancel or a remote cancel cancels,
+// JobSnooze snoozes, a stop of the client counts nothing, any other error
+// (or a panic) fails the attempt, and the last allowed attempt's failure
+// discards the task.
 func (rm *riverMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
 	start := time.Now()
 	if job.AttemptedAt != nil {
@@ -56,19 +57,22 @@ func (rm *riverMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doIn
 			rm.m.countFailure(job)
 			panic(v)
 		}
-		rm.m.countOutcome(job, err)
+		rm.m.countOutcome(ctx, job, err)
 	}()
 	return doInner(ctx)
 }
 
-func (m *Metrics) countOutcome(job *rivertype.JobRow, err error) {
-	switch outcome := telemetry.Outcome(job, err); outcome {
+func (m *Metrics) countOutcome(ctx context.Context, job *rivertype.JobRow, err error) {
+	switch outcome := telemetry.Outcome(ctx, job, err); outcome {
 	case "completed":
 		m.completed.WithLabelValues(job.Kind, job.Queue).Inc()
 	case "cancelled":
 		m.cancelled.WithLabelValues(job.Kind, job.Queue).Inc()
 	case "snoozed":
 		m.snoozed.WithLabelValues(job.Kind, job.Queue).Inc()
+	case "interrupted":
+		// Not an attempt: River makes the task available again and does not
+		// count it.
 	case "failed":
 		m.failed.WithLabelValues(job.Kind, job.Queue).Inc()
 	case "discarded":

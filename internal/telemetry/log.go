@@ -12,11 +12,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Outcome is how River will record an attempt that returned err: completed,
-// cancelled (river.JobCancel), snoozed (river.JobSnooze), failed (retried
-// later) or discarded (the last allowed attempt failed, or the worker
-// discarded the job itself: riverseam.Discarded).
-func Outcome(job *rivertype.JobRow, err error) string {
+// Outcome is how River will record an attempt that returned err, its
+// context ctx: completed, cancelled (river.JobCancel, or the task cancelled
+// while it ran: River's remote cancel), snoozed (river.JobSnooze),
+// interrupted (the River client stopping cancelled the attempt, and River
+// makes the task available again without counting the attempt), failed
+// (retried later) or discarded (the last allowed attempt failed, or the
+// worker discarded the job itself: riverseam.Discarded).
+func Outcome(ctx context.Context, job *rivertype.JobRow, err error) string {
 	var (
 		cancelErr    *rivertype.JobCancelError
 		snoozeErr    *rivertype.JobSnoozeError
@@ -27,8 +30,12 @@ func Outcome(job *rivertype.JobRow, err error) string {
 		return "completed"
 	case errors.As(err, &discardedErr) && discardedErr.Discarded():
 		return "discarded"
-	case errors.As(err, &cancelErr):
+	case errors.As(err, &cancelErr), errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely):
+		// River records a remotely cancelled job's failure as its cancel,
+		// whatever the worker returned.
 		return "cancelled"
+	case interrupted(ctx, err):
+		return "interrupted"
 	case errors.As(err, &snoozeErr):
 		return "snoozed"
 	case job.Attempt >= job.MaxAttempts:
@@ -38,12 +45,28 @@ func Outcome(job *rivertype.JobRow, err error) string {
 	}
 }
 
+// interrupted reports whether the attempt ended because its River client
+// stopped: River cancels the context of the jobs still running with a cause
+// of its own (an internal error, "stop initiated"), and puts a job whose
+// worker returned that cancellation back to available (its soft stop). A
+// cancellation with no cause, a deadline (the worker's timeout) and a remote
+// cancel are not that.
+func interrupted(ctx context.Context, err error) bool {
+	if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) &&
+		!errors.Is(cause, rivertype.ErrJobCancelledRemotely)
+}
+
 // LogAttempts returns River middleware that logs one line per task attempt:
 // task id, kind, queue, attempt, outcome, duration, the error if any, and
 // the trace id when the attempt is traced. Completions and snoozes are
 // logged at debug (a drain of 15,000 tasks a second would otherwise write
 // as many lines, which cost a fifth of its CPU: docs/performance.md; the
-// task's row keeps its history, and /metrics counts them), cancels at info,
+// task's row keeps its history, and /metrics counts them), cancels and
+// interruptions at info,
 // failures at warn, discards at error. Install it after the tracing
 // middleware, so that the attempt's span is in its context.
 func LogAttempts(logger *slog.Logger) rivertype.Middleware {
@@ -69,10 +92,10 @@ func (l *attemptLogger) Work(ctx context.Context, job *rivertype.JobRow, doInner
 }
 
 func (l *attemptLogger) log(ctx context.Context, job *rivertype.JobRow, start time.Time, err error) {
-	outcome := Outcome(job, err)
+	outcome := Outcome(ctx, job, err)
 	level := slog.LevelDebug
 	switch outcome {
-	case "cancelled":
+	case "cancelled", "interrupted":
 		level = slog.LevelInfo
 	case "failed":
 		level = slog.LevelWarn

@@ -24,6 +24,37 @@ func TestOutcome(t *testing.T) {
 		return &rivertype.JobRow{Attempt: attempt, MaxAttempts: maxAttempts}
 	}
 	failure := errors.New("boom")
+	// The contexts River cancels a running attempt with: a remote cancel,
+	// its client stopping (an error of River's own), the worker's timeout.
+	cancelled := func(cause error) context.Context {
+		ctx, cancel := context.WithCancelCause(t.Context())
+		cancel(cause)
+		return ctx
+	}
+	remote := cancelled(rivertype.ErrJobCancelledRemotely)
+	stopped := cancelled(errors.New("stop initiated"))
+	plain := cancelled(nil)
+	timedOut, cancel := context.WithDeadline(t.Context(), time.Now())
+	defer cancel()
+	for _, c := range []struct {
+		ctx  context.Context
+		job  *rivertype.JobRow
+		err  error
+		want string
+	}{
+		{remote, job(1, 3), context.Canceled, "cancelled"},
+		{remote, job(3, 3), fmt.Errorf("request: %w", context.Canceled), "cancelled"},
+		{remote, job(1, 3), failure, "cancelled"},
+		{remote, job(1, 3), nil, "completed"},
+		{stopped, job(1, 3), context.Canceled, "interrupted"},
+		{stopped, job(3, 3), fmt.Errorf("request: %w", context.Canceled), "interrupted"},
+		{stopped, job(1, 3), failure, "failed"},
+		{plain, job(1, 3), context.Canceled, "failed"},
+		{timedOut, job(1, 3), context.DeadlineExceeded, "failed"},
+		{timedOut, job(1, 3), context.Canceled, "failed"},
+	} {
+		require.Equal(t, c.want, telemetry.Outcome(c.ctx, c.job, c.err), "attempt %d/%d, %v, cause %v", c.job.Attempt, c.job.MaxAttempts, c.err, context.Cause(c.ctx))
+	}
 	for _, c := range []struct {
 		job  *rivertype.JobRow
 		err  error
@@ -38,7 +69,7 @@ func TestOutcome(t *testing.T) {
 		{job(1, 3), riverseam.Discarded(failure), "discarded"},
 		{job(1, 3), fmt.Errorf("wrapped: %w", riverseam.Discarded(failure)), "discarded"},
 	} {
-		require.Equal(t, c.want, telemetry.Outcome(c.job, c.err), "attempt %d/%d, %v", c.job.Attempt, c.job.MaxAttempts, c.err)
+		require.Equal(t, c.want, telemetry.Outcome(t.Context(), c.job, c.err), "attempt %d/%d, %v", c.job.Attempt, c.job.MaxAttempts, c.err)
 	}
 }
 
