@@ -116,7 +116,7 @@ func (HTTPArgs) Kind() string { return "http" }
 // Validate checks the URL, method, headers, body and timeout.
 func (a HTTPArgs) Validate() error {
 	errs := ArgsError{}
-	if msg := validateHTTPURL(a.URL); msg != "" {
+	if msg := CheckHTTPURL(a.URL); msg != "" {
 		errs["url"] = msg
 	}
 	if a.Method != "" && !isHTTPMethod(a.Method) {
@@ -160,7 +160,12 @@ func (a HTTPArgs) Validate() error {
 	return nil
 }
 
-func validateHTTPURL(raw string) string {
+// CheckHTTPURL says what is wrong with raw as the http kind's url, "" when
+// nothing is: an absolute http or https URL with a host, no credentials and
+// a port from 1 to 65535 if any, at most HTTPMaxURLBytes. A task's
+// callback_url must pass it too (internal/task), since its callback is an
+// http task to that URL.
+func CheckHTTPURL(raw string) string {
 	switch {
 	case raw == "":
 		return "is required"

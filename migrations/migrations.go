@@ -32,8 +32,10 @@ type ProviderOpts struct {
 
 // SearchPath is the search_path of Handoff's own sessions (SetSearchPath):
 // the schema that holds River's tables and Handoff's, the ones the
-// migrations name without a schema.
-const SearchPath = "public"
+// migrations name without a schema, then pg_temp, which Postgres would
+// otherwise search first. A function a migration creates with `SET
+// search_path FROM CURRENT` pins this.
+const SearchPath = "public, pg_temp"
 
 // SetSearchPath makes the sessions of cfg use SearchPath, unless the
 // connection string sets search_path itself. Every session that migrates

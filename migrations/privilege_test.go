@@ -87,8 +87,16 @@ func handoffFunctionPaths(ctx context.Context, t *testing.T, db interface {
 func TestSQLEnqueueShadowTables(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	bundle := setup(t)
-	_, err := bundle.provider.UpTo(ctx, 21)
+	// Migrated as releases before 00022 migrated, with Postgres's default
+	// search_path (not migrations.SetSearchPath), which the functions'
+	// `SET search_path FROM CURRENT` stored.
+	pool, err := pgxpool.New(ctx, pgtest.NewEmptyDB(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	provider, err := migrations.NewProvider(stdlib.OpenDBFromPool(pool), nil)
+	require.NoError(t, err)
+	bundle := &testBundle{pool: pool, provider: provider}
+	_, err = bundle.provider.UpTo(ctx, 21)
 	require.NoError(t, err)
 	_, err = bundle.pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`)
 	require.NoError(t, err)

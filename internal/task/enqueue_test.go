@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -342,6 +343,9 @@ func TestRulesAgree(t *testing.T) {
 
 	past := time.Now().Add(-time.Hour)
 	farFuture := time.Now().AddDate(11, 0, 0)
+	// Go has a year 0 and Postgres none: pgx sends it as 1 BC, which SQL
+	// takes, but the API's request hash reads it back from text (goOnly).
+	yearZero := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
 	soon := time.Now().Add(time.Hour)
 	for _, tc := range []struct {
 		name   string
@@ -385,6 +389,19 @@ func TestRulesAgree(t *testing.T) {
 		{"CallbackCredentials", task.CreateRequest{Kind: "noop", CallbackURL: "https://user:pw@example.com/"}, "callback_url", false}, //nolint:gosec // credentials in a URL are the case under test
 
 		{"CallbackSpace", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/a b"}, "callback_url", false},
+		// URLs the old expression took and the callback could never be
+		// sent to (migration 00023), and their sendable neighbours.
+		{"CallbackOpenBracket", task.CreateRequest{Kind: "noop", CallbackURL: "http://[::1"}, "callback_url", false},
+		{"CallbackPortTooHigh", task.CreateRequest{Kind: "noop", CallbackURL: "http://example.com:99999/"}, "callback_url", false},
+		{"CallbackPortZero", task.CreateRequest{Kind: "noop", CallbackURL: "http://example.com:0/"}, "callback_url", false},
+		{"CallbackPortOnly", task.CreateRequest{Kind: "noop", CallbackURL: "http://:80/"}, "callback_url", false},
+		{"CallbackHostEscape", task.CreateRequest{Kind: "noop", CallbackURL: "http://%zz/"}, "callback_url", false},
+		{"CallbackPathBadEscape", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/a%zzb"}, "callback_url", false},
+		{"CallbackIPv6", task.CreateRequest{Kind: "noop", CallbackURL: "http://[2001:db8::1]:8080/hook"}, "", false},
+		{"CallbackPortMax", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com:65535/"}, "", false},
+		{"CallbackEmptyPort", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com:/"}, "", false},
+		{"CallbackNonASCIIHost", task.CreateRequest{Kind: "noop", CallbackURL: "https://bücher.example/hook?q=ä%20b"}, "", false},
+		{"RunAtYearZero", task.CreateRequest{Kind: "noop", RunAt: &yearZero}, "run_at", true},
 		{"CallbackTooLong", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/" + strings.Repeat("a", 2048)}, "callback_url", false},
 		{"TenantWhitespace", task.CreateRequest{Kind: "noop", Tenant: "  "}, "tenant", false},
 		{"TenantTooLong", task.CreateRequest{Kind: "noop", Tenant: strings.Repeat("t", 256)}, "tenant", false},
@@ -439,6 +456,48 @@ func TestRulesAgree(t *testing.T) {
 		}
 		require.Equal(t, tc.field, sqlField, "%s: SQL rules", tc.name)
 	}
+}
+
+// TestCheckRequestInfinity: SQL refuses a run_at that is not a finite time
+// (migration 00023), which Go cannot express: '-infinity' was stored as it
+// was, and with a key failed with 0A000 in handoff.request_hash.
+func TestCheckRequestInfinity(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setupRegistered(t, false)
+	for _, runAt := range []string{"-infinity", "infinity"} {
+		for _, key := range []any{nil, "k"} {
+			err := pgx.BeginFunc(ctx, bundle.pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `SELECT handoff.enqueue('noop', '{}', run_at => $1::timestamptz, idempotency_key => $2)`, runAt, key)
+				return err
+			})
+			_ = requirePgError(t, err, "22023", "run_at")
+		}
+	}
+}
+
+// TestCallbackURLPatternSendable: every callback_url the shared expression
+// takes is one the http kind can send to (jobs.CheckHTTPURL), so a task
+// accepted with it never has its callback discarded as "not a valid URL".
+func TestCallbackURLPatternSendable(t *testing.T) {
+	t.Parallel()
+	pattern := regexp.MustCompile(task.CallbackURLPattern)
+	hosts := []string{"example.com", "a", "127.0.0.1", "[::1]", "[2001:db8::1]", "bücher.example", "x_y~z!$&'()*+,;=.example", "[::1", "::1]", "%41", "a%", "", "@", "a b", "[zz]"}
+	ports := []string{"", ":", ":1", ":80", ":65535", ":65536", ":0", ":080", ":x", "::"}
+	rests := []string{"", "/", "/a?b=c#d", "?q", "#f", "/%20", "/%2", "/%zz", "/a b", "/\x01", "/é", "//x", "/[x]"}
+	for _, scheme := range []string{"http://", "HTTPS://", "ftp://"} {
+		for _, host := range hosts {
+			for _, port := range ports {
+				for _, rest := range rests {
+					raw := scheme + host + port + rest
+					if pattern.MatchString(raw) {
+						require.Empty(t, jobs.CheckHTTPURL(raw), "%q matches the pattern", raw)
+					}
+				}
+			}
+		}
+	}
+	require.True(t, pattern.MatchString("https://example.com:8443/hook?order=1#x"), "the pattern takes ordinary URLs")
 }
 
 // rootField is a field's top-level name: Go keys an args problem "args" or

@@ -38,10 +38,22 @@ const (
 	runAtFutureLimitYears = 10
 )
 
-// callbackURLPattern is an absolute http or https URL with a host, no
-// credentials and no whitespace or control characters. The SQL check in
-// migration 00012 uses the same expression.
-var callbackURLPattern = regexp.MustCompile(`^[hH][tT][tT][pP][sS]?://[^/?#@[:space:][:cntrl:]]+([/?#][^[:space:][:cntrl:]]*)?$`)
+// callbackURLPattern is an absolute http or https URL that the http kind
+// can send to: a host of letters, digits, non-ASCII characters and RFC
+// 3986's unreserved and sub-delimiter characters (no credentials, no
+// percent-escapes) or an IPv6 address in brackets; a port from 1 to 65535
+// if any; then no whitespace or control characters, and only well-formed
+// percent-escapes. Every URL it matches passes the http kind's own check
+// (jobs.CheckHTTPURL, TestCallbackURLPatternSendable); the SQL check of
+// migration 00023 uses the same expression.
+var callbackURLPattern = regexp.MustCompile(CallbackURLPattern)
+
+// CallbackURLPattern is callbackURLPattern's expression, in a syntax Go's
+// regexp and Postgres's regular expressions read alike.
+const CallbackURLPattern = `^[hH][tT][tT][pP][sS]?://` +
+	`(\[[0-9A-Fa-f:.]+\]|([A-Za-z0-9._~!$&'()*+,;=-]|[^\x00-\x7F])+)` +
+	`(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})?)?` +
+	`([/?#]([^%[:space:][:cntrl:]]|%[0-9A-Fa-f]{2})*)?$`
 
 // CreateRequest is a request to run a task.
 type CreateRequest struct {
@@ -186,6 +198,9 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 		runAt = &sent
 		now := v.nowFunc()
 		switch {
+		case sent.Year() < 1:
+			// Postgres has no year 0: such a time could not be stored.
+			problems["run_at"] = "must be in year 1 or later"
 		case sent.After(now.AddDate(runAtFutureLimitYears, 0, 0)):
 			problems["run_at"] = fmt.Sprintf("must be within %d years from now", runAtFutureLimitYears)
 		case sent.After(now):
@@ -210,7 +225,8 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 	var callbackURL *string
 	if req.CallbackURL != "" {
 		switch {
-		case len(req.CallbackURL) > CallbackURLMaxLen || !ValidText(req.CallbackURL) || !callbackURLPattern.MatchString(req.CallbackURL):
+		case len(req.CallbackURL) > CallbackURLMaxLen || !ValidText(req.CallbackURL) || !callbackURLPattern.MatchString(req.CallbackURL) ||
+			jobs.CheckHTTPURL(req.CallbackURL) != "":
 			problems["callback_url"] = fmt.Sprintf("must be an absolute http or https URL without credentials, at most %d bytes", CallbackURLMaxLen)
 		default:
 			callbackURL = &req.CallbackURL
