@@ -307,9 +307,24 @@ func (w *HTTPWorker) Timeout(job *river.Job[HTTPArgs]) time.Duration {
 	return job.Args.timeout() + 10*time.Second
 }
 
-// HTTPWebhookID is the webhook-id of a task's requests: the same on every
-// attempt, so that a receiver can recognise a delivery it has seen.
-func HTTPWebhookID(taskID int64) string {
+// HTTPWebhookID is the webhook-id of the requests of task taskID, whose
+// job carries metadata: the same on every attempt, so that a receiver can
+// recognise a delivery it has seen. It is "task_<id>", except for a
+// completion callback (riverseam.MetadataKeyCallbackOf), whose id names the
+// task it reports on and that task's attempt: "callback_<task>_<attempt>".
+// No client can make a task with such an id, and the id is signed, so a
+// receiver that finds "callback_<id>_" before the body's task id knows the
+// body is Handoff's report on that task, and not another tenant's http task
+// whose body was made to look like one (every task is signed with the same
+// WEBHOOK_SECRET).
+func HTTPWebhookID(taskID int64, metadata []byte) string {
+	var m struct {
+		Of      *int64 `json:"handoff_callback_of"`
+		Attempt int64  `json:"handoff_callback_attempt"`
+	}
+	if json.Unmarshal(metadata, &m) == nil && m.Of != nil {
+		return "callback_" + strconv.FormatInt(*m.Of, 10) + "_" + strconv.FormatInt(m.Attempt, 10)
+	}
 	return "task_" + strconv.FormatInt(taskID, 10)
 }
 
@@ -410,7 +425,7 @@ func (w *HTTPWorker) send(ctx context.Context, job *river.Job[HTTPArgs]) (*http.
 		// Good while the attempt may run, and a little after.
 		req.Header.Set(HTTPProgressHeader, w.ProgressURLFunc(job.ID, job.Attempt, w.Timeout(job)+time.Minute))
 	}
-	id, at := HTTPWebhookID(job.ID), time.Now()
+	id, at := HTTPWebhookID(job.ID, job.Metadata), time.Now()
 	w.Signer.Sign(req.Header, id, at, []byte(args.Body))
 
 	transport := w.Transport

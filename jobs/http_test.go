@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -260,8 +261,33 @@ func TestHTTPWorker(t *testing.T) {
 		require.Equal(t, body, string(reqs[0].body))
 		require.Equal(t, "application/json", reqs[0].header.Get("Content-Type"))
 		require.Equal(t, "Handoff", reqs[0].header.Get("User-Agent"))
-		require.Equal(t, jobs.HTTPWebhookID(id), reqs[0].header.Get("webhook-id"))
+		require.Equal(t, jobs.HTTPWebhookID(id, nil), reqs[0].header.Get("webhook-id"))
 		bundle.verify(t, reqs[0])
+	})
+
+	t.Run("ACallbackIsSignedAsTheReportOnItsTask", func(t *testing.T) {
+		t.Parallel()
+		bundle := setupHTTP(t, httpOpts{})
+		rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+		// As migration 00012's trigger inserts the callback of task 7,
+		// finished at its attempt 2 (no client can set this metadata).
+		args := jobs.HTTPArgs{URL: rc.URL + "/callback", Method: http.MethodPost, Body: `{"id":7}`}
+		res, err := bundle.client.Insert(t.Context(), args, &river.InsertOpts{
+			MaxAttempts: 3, Metadata: []byte(`{"handoff_callback_of": 7, "handoff_callback_attempt": 2}`),
+		})
+		require.NoError(t, err)
+		// And a client's own http task with the same body.
+		forged := bundle.insert(t, args, 3)
+		bundle.waitFinal(t, res.Job.ID)
+		bundle.waitFinal(t, forged)
+
+		ids := map[string]bool{}
+		for _, r := range rc.requests() {
+			bundle.verify(t, r)
+			ids[r.header.Get("webhook-id")] = true
+		}
+		require.Equal(t, map[string]bool{"callback_7_2": true, jobs.HTTPWebhookID(forged, nil): true}, ids)
+		require.Equal(t, fmt.Sprintf("task_%d", forged), jobs.HTTPWebhookID(forged, nil))
 	})
 
 	t.Run("RetriesAfter500ThenSucceeds", func(t *testing.T) {
@@ -289,7 +315,7 @@ func TestHTTPWorker(t *testing.T) {
 		reqs := rc.requests()
 		require.Len(t, reqs, 2)
 		for _, r := range reqs {
-			require.Equal(t, jobs.HTTPWebhookID(id), r.header.Get("webhook-id"))
+			require.Equal(t, jobs.HTTPWebhookID(id, nil), r.header.Get("webhook-id"))
 			require.Equal(t, "payload", string(r.body))
 			bundle.verify(t, r)
 		}
@@ -331,7 +357,7 @@ func TestHTTPWorker(t *testing.T) {
 		require.GreaterOrEqual(t, reqs[1].at.Sub(reqs[0].answeredAt), 2*time.Second)
 		require.GreaterOrEqual(t, reqs[2].at.Sub(reqs[1].answeredAt), time.Second, "an HTTP date's wait, whole seconds")
 		for _, r := range reqs {
-			require.Equal(t, jobs.HTTPWebhookID(id), r.header.Get("webhook-id"))
+			require.Equal(t, jobs.HTTPWebhookID(id, nil), r.header.Get("webhook-id"))
 		}
 	})
 
@@ -536,7 +562,7 @@ func TestHTTPWorker(t *testing.T) {
 		require.Equal(t, "completed", row.State)
 		reqs := rc.requests()
 		require.Len(t, reqs, 1)
-		require.Equal(t, jobs.HTTPWebhookID(id), reqs[0].header.Get("webhook-id"))
+		require.Equal(t, jobs.HTTPWebhookID(id, nil), reqs[0].header.Get("webhook-id"))
 		require.NotEmpty(t, reqs[0].header.Get("webhook-timestamp"))
 		require.Empty(t, reqs[0].header.Values("webhook-signature"))
 	})

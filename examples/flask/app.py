@@ -184,6 +184,12 @@ def callback():
     cancelled. Delivery is at least once: the webhook-id makes it once."""
     webhook_id = verify_signature()
     task = request.get_json()
+    # Every Handoff task is signed with the same secret, so the signature
+    # alone does not say this is Handoff's report on task["id"]: any key
+    # holder could make an http task with such a body. Only Handoff's own
+    # callbacks carry webhook-id "callback_<task id>_<attempt>".
+    if not webhook_id.startswith(f"callback_{task.get('id')}_"):
+        abort(403, "not Handoff's callback for this task")
     with connect() as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO webhook_deliveries (webhook_id) VALUES (%s) ON CONFLICT DO NOTHING", (webhook_id,))
         if cur.rowcount == 0:

@@ -210,7 +210,7 @@ func TestFlaskExample(t *testing.T) {
 	<-first.exited
 	t.Log("flask: Handoff killed with SIGKILL while the long task ran")
 
-	startHandoff(t, bin, handoffEnv)
+	_, restartedURL := startHandoff(t, bin, handoffEnv)
 	require.Eventually(t, func() bool {
 		var finished int
 		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM reports WHERE finished_at IS NOT NULL").Scan(&finished))
@@ -237,4 +237,35 @@ func TestFlaskExample(t *testing.T) {
 	require.Positive(t, rerun, "a long task cut off by the kill ran again")
 	require.Zero(t, mixedIDs, "every attempt of a task carries the same webhook-id")
 	t.Logf("flask: %d long tasks ran %d times (%d again after the kill); each report shows its result once", reports, runs, rerun)
+
+	// Any key holder can make an http task to the app whose body looks like
+	// Handoff's callback on a report's task, signed with the same secret;
+	// the app refuses it (403: the task is discarded, not retried), since
+	// only Handoff's callbacks carry webhook-id callback_<task>_<attempt>.
+	_, err = pool.Exec(ctx, `UPDATE reports SET status = 'pending', result = NULL, finished_at = NULL WHERE id = $1`, accepted[0].ReportID)
+	require.NoError(t, err)
+	forged, err := json.Marshal(map[string]any{"kind": "http", "args": map[string]any{
+		"url": appURL + "/callback", "method": "POST", "headers": map[string]string{"Content-Type": "application/json"},
+		"body": fmt.Sprintf(`{"id":%d,"state":"completed","result":{"status":200,"body":"{\"forged\":true}"}}`, accepted[0].TaskID),
+	}})
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, restartedURL+"/v1/tasks", bytes.NewReader(forged))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var forgedTask struct {
+		ID int64 `json:"id"`
+	}
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&forgedTask))
+	_ = resp.Body.Close()
+	var forgedState string
+	require.Eventually(t, func() bool {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT state FROM tasks WHERE id = $1", forgedTask.ID).Scan(&forgedState))
+		return forgedState == "discarded"
+	}, time.Minute, 50*time.Millisecond, "the forged callback was not refused")
+	var finishedAt *time.Time
+	require.NoError(t, pool.QueryRow(ctx, "SELECT finished_at FROM reports WHERE id = $1", accepted[0].ReportID).Scan(&finishedAt))
+	require.Nil(t, finishedAt, "the forged callback changed nothing")
 }

@@ -516,6 +516,42 @@ func TestReadLinks(t *testing.T) {
 		requireProblem(t, b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d/events?token=forged", created.ID), ""), http.StatusForbidden, "token")
 	})
 
+	t.Run("GetAnswerCarriesLinksExceptToATokensHolder", func(t *testing.T) {
+		t.Parallel()
+		b := liveSetup(t, &liveOpts{noWorker: true})
+		// A task made from SQL: its creation answered no links.
+		_, err := b.pool.Exec(t.Context(), `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}') ON CONFLICT DO NOTHING;
+			INSERT INTO handoff.queues (name) VALUES ('default') ON CONFLICT DO NOTHING`)
+		require.NoError(t, err)
+		var id int64
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT handoff.enqueue('noop', '{}')`).Scan(&id))
+
+		r := b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d", id), "")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		links := map[string]string{}
+		for _, link := range r.header.Values("Link") {
+			target, rel, ok := strings.Cut(link, ">; rel=")
+			require.True(t, ok, link)
+			links[strings.Trim(rel, `"`)] = strings.TrimPrefix(target, "<")
+		}
+		require.True(t, strings.HasPrefix(links["monitor"], fmt.Sprintf("/tasks/%d?token=", id)), links)
+		require.True(t, strings.HasPrefix(links["events"], fmt.Sprintf("/v1/tasks/%d/events?token=", id)), links)
+		s := b.openStream(t, links["events"])
+		ev, ok := s.next(t)
+		require.True(t, ok)
+		require.Equal(t, id, ev.task.ID)
+
+		// The token's holder reads the task, but gets no fresh link.
+		token := strings.SplitN(links["events"], "token=", 2)[1]
+		r = b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d?token=%s", id, token), "")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Empty(t, r.header.Values("Link"))
+		// Nor does anyone for a task they cannot read.
+		r = b.do(t, http.MethodGet, fmt.Sprintf("/v1/tasks/%d", id+1000), "")
+		require.Equal(t, http.StatusNotFound, r.status)
+		require.Empty(t, r.header.Values("Link"))
+	})
+
 	t.Run("FormRefusesCrossSiteSubmission", func(t *testing.T) {
 		t.Parallel()
 		b := liveSetup(t, &liveOpts{noWorker: true})

@@ -146,16 +146,39 @@ func withReadLinks(tokens *live.TokenSigner, next http.Handler) http.Handler {
 	})
 }
 
-// linkWriter sets the Link header just before a successful create answer,
-// reading the task id from its Location.
+// withGetReadLinks adds a task's read links to GET /v1/tasks/{id}'s answer
+// for a caller with a key (or the open API), as Link headers, so that a
+// task made from SQL or Go, whose creation answered no links, gets them
+// too. Only for a task the caller could read (a 200), and never for a
+// caller holding a read token: its link would then never expire.
+func withGetReadLinks(tokens *live.TokenSigner, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if task.ReadsAnyTenant(r.Context()) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(&linkWriter{ResponseWriter: w, tokens: tokens, path: r.URL.Path}, r)
+	})
+}
+
+// linkWriter sets the Link header just before a successful answer about a
+// task: a create's, whose Location names the task, or a get's, whose path
+// does.
 type linkWriter struct {
 	http.ResponseWriter
 	tokens *live.TokenSigner
+	// path is the request's path when it names the task (a get); "" reads
+	// the task from Location (a create).
+	path string
 }
 
 func (l *linkWriter) WriteHeader(status int) {
+	at := l.Header().Get("Location")
+	if l.path != "" {
+		at = l.path
+	}
 	if status == http.StatusOK || status == http.StatusAccepted {
-		if raw, ok := strings.CutPrefix(l.Header().Get("Location"), "/v1/tasks/"); ok {
+		if raw, ok := strings.CutPrefix(at, "/v1/tasks/"); ok {
 			if id, err := strconv.ParseInt(raw, 10, 64); err == nil {
 				page, events := readLinks(l.tokens, id)
 				l.Header().Add("Link", "<"+page+`>; rel="monitor"`)

@@ -18,14 +18,16 @@ import (
 func addV1Routes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service, lv *LiveOpts) {
 	create := handleTaskCreate(logger, tasks)
 	var hub *live.Hub
+	get := handleTaskGet(logger, tasks, nil)
 	if lv != nil {
 		create = withReadLinks(lv.Tokens, create)
 		hub = lv.Hub
+		get = withGetReadLinks(lv.Tokens, handleTaskGet(logger, tasks, hub))
 	}
 	mux.Handle("POST /v1/tasks", create)
 	mux.Handle("POST /v1/tasks/batch", handleTaskBatch(logger, tasks))
 	mux.Handle("GET /v1/tasks", handleTaskList(logger, tasks))
-	mux.Handle("GET /v1/tasks/{id}", notBatch(logger, handleTaskGet(logger, tasks, hub)))
+	mux.Handle("GET /v1/tasks/{id}", notBatch(logger, get))
 	mux.Handle("POST /v1/tasks/{id}/cancel", handleTaskCancel(logger, tasks))
 	mux.Handle("POST /v1/tasks/{id}/retry", handleTaskRetry(logger, tasks))
 	// Known paths asked with another method: 405 with Allow, not 404.

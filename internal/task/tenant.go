@@ -50,6 +50,10 @@ func scopedTenant(ctx context.Context) (string, bool) {
 	return DefaultTenant, false
 }
 
+// ReadsAnyTenant reports whether ctx reads tasks of any tenant
+// (WithAnyTenant): a request that holds a task's read token, not a key.
+func ReadsAnyTenant(ctx context.Context) bool { return anyTenant(ctx) }
+
 func anyTenant(ctx context.Context) bool {
 	s, ok := ctx.Value(tenantKey{}).(scope)
 	return ok && s.anyTenant
