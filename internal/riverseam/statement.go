@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,9 +97,44 @@ const (
 // late is the error of statements that failed after one had committed (see
 // ownStatement): not fn's failure, but worth a log line.
 func RunOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx context.Context, tx pgx.Tx) error) (late, err error) {
+	return RunOwnStatementWaiting(ctx, pool, 0, fn)
+}
+
+// RunOwnStatementWaiting is RunOwnStatement whose statement waits at most
+// lockWait for a lock (Postgres's lock_timeout; 0 waits as long as the
+// statement may): a row lock, such as another transaction's uncommitted
+// row with the same unique key, or a table lock. Past it the statement
+// fails with SQLSTATE 55P03 (lock_not_available) and wrote nothing. The
+// setting is the connection's only while fn runs: it costs a round trip
+// before fn and one after, and a connection whose setting could not be
+// put back is closed rather than returned to the pool.
+func RunOwnStatementWaiting(ctx context.Context, pool *pgxpool.Pool, lockWait time.Duration, fn func(ctx context.Context, tx pgx.Tx) error) (late, err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	if lockWait > 0 {
+		if _, err := conn.Exec(ctx, "SELECT set_config('lock_timeout', $1, false)", strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10)); err != nil {
+			conn.Release()
+			return nil, fmt.Errorf("set lock_timeout: %w", err)
+		}
+		defer func() {
+			if conn == nil {
+				return // given up below
+			}
+			resetCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
+			defer cancel()
+			if _, resetErr := conn.Exec(resetCtx, "RESET lock_timeout"); resetErr != nil {
+				_ = conn.Hijack().Close(resetCtx)
+				return
+			}
+			conn.Release()
+		}()
+	}
+	release := func() {
+		if lockWait == 0 {
+			conn.Release()
+		}
 	}
 	limitCtx, cancelLimit := context.WithTimeout(ctx, statementTimeout)
 	defer cancelLimit()
@@ -119,7 +155,7 @@ func RunOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx contex
 	stmt := &ownStatement{conn: conn}
 	err = fn(stmtCtx, stmt)
 	if stop() {
-		conn.Release()
+		release()
 		return stmt.lateErr, err
 	}
 	// A cancel request went out: it may still reach Postgres after the
@@ -129,6 +165,7 @@ func RunOwnStatement(ctx context.Context, pool *pgxpool.Pool, fn func(ctx contex
 	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
 	defer cancelClose()
 	_ = conn.Hijack().Close(closeCtx)
+	conn = nil
 	if err != nil {
 		err = errors.Join(err, limitCtx.Err())
 	}

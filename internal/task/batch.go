@@ -75,6 +75,19 @@ const (
 	// two on 2 cores (docs/performance.md).
 	batchFlights = 2
 
+	// flightLockWait is the longest a group-commit statement that carries an
+	// idempotency key waits for a lock. A key held by a transaction that
+	// has not committed (an app's SQL enqueue still open, or another
+	// replica's insert of the same key) makes Postgres wait for it, and
+	// with it every request in the statement and, with both flights so
+	// held, every create of every tenant. Past it the statement is given
+	// up, writing nothing, and each of its requests is inserted alone,
+	// outside the flights: only the keyed one waits on. Another replica's
+	// insert commits in milliseconds; 100 ms is the most a flight waits
+	// behind a key held elsewhere. Statements without keys wait on no row
+	// and skip the setting's two round trips.
+	flightLockWait = 100 * time.Millisecond
+
 	// batchMaxBytes bounds the args of one multi-row statement (a task's
 	// args may be up to 1 MiB): a statement that has more goes in two.
 	batchMaxBytes = 4 << 20
@@ -301,9 +314,13 @@ func (g *grouper) flushSafely(s *Service, batch []*member) {
 // flush sends one statement for batch and sets every member's outcome.
 func (g *grouper) flush(s *Service, batch []*member) {
 	if len(batch) == 1 {
-		// The single-row path, as with group commit off.
+		// The single-row path, as with group commit off, but waiting for a
+		// lock no longer than a flight may (flightLockWait).
 		m := batch[0]
-		m.out.job, m.out.found, m.out.err = s.insert(m.ctx, m.p)
+		m.out.job, m.out.found, m.out.err = s.insertWaiting(m.ctx, m.p, lockWaitFor(batch))
+		if errors.Is(m.out.err, errLockWait) {
+			m.out = outcome{alone: true}
+		}
 		return
 	}
 	ctx, stop := untilAllGone(batch)
@@ -312,13 +329,25 @@ func (g *grouper) flush(s *Service, batch []*member) {
 	for i, m := range batch {
 		ps[i] = m.p
 	}
-	outs, refused := s.insertRows(ctx, ps)
+	outs, refused := s.insertRows(ctx, ps, lockWaitFor(batch))
 	if refused != nil {
 		s.logger.DebugContext(ctx, "a shared insert was refused; its requests are inserted one by one", slog.Int("requests", len(ps)), slog.Any("error", refused))
 	}
 	for i, m := range batch {
 		m.out = outs[i]
 	}
+}
+
+// lockWaitFor is how long a flight's statement for batch may wait for a
+// lock: flightLockWait when a request in it has an idempotency key, else
+// as long as it may.
+func lockWaitFor(batch []*member) time.Duration {
+	for _, m := range batch {
+		if m.p.IdempotencyKey != nil {
+			return flightLockWait
+		}
+	}
+	return 0
 }
 
 // untilAllGone returns a context, carrying the first member's values, that
@@ -347,8 +376,10 @@ func untilAllGone(batch []*member) (context.Context, func()) {
 // insertRows inserts ps in one multi-row statement and returns each
 // request's outcome, in ps's order. refused is Postgres's refusal of the
 // statement (or the reason it was never sent), when every outcome is
-// alone: nothing was written.
-func (s *Service) insertRows(ctx context.Context, ps []*Prepared) (outs []outcome, refused error) {
+// alone: nothing was written. The statement waits at most lockWait for a
+// lock (0: as long as it may; RunOwnStatementWaiting), and is then
+// refused.
+func (s *Service) insertRows(ctx context.Context, ps []*Prepared, lockWait time.Duration) (outs []outcome, refused error) {
 	outs = make([]outcome, len(ps))
 	allAlone := func(err error) ([]outcome, error) {
 		for i := range outs {
@@ -371,7 +402,7 @@ func (s *Service) insertRows(ctx context.Context, ps []*Prepared) (outs []outcom
 		res  []*rivertype.JobInsertResult
 		sent bool
 	)
-	late, err := riverseam.RunOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+	late, err := riverseam.RunOwnStatementWaiting(ctx, s.pool, lockWait, func(ctx context.Context, tx pgx.Tx) error {
 		w := &sentTx{Tx: tx}
 		var err error
 		res, err = many.InsertManyTx(ctx, w, params)

@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -217,6 +218,86 @@ func jobsArgs(t *testing.T, raw json.RawMessage) json.RawMessage {
 // TestGroupCommitCancel: a call whose context ends while it is queued
 // leaves at once with its context's error, without waiting for the
 // statements ahead of it, and nothing of it is written.
+// TestGroupCommitKeyHeldElsewhere: idempotency keys held by transactions
+// that have not committed (an app's SQL enqueues, still open) made the two
+// group-commit statements in flight wait for them, and every create of
+// every tenant behind them. Now a flight gives such a statement up after
+// flightLockWait: the creates without keys are answered while the keys are
+// still held, and the keyed ones once the holders commit, as repeats of
+// the SQL calls' tasks.
+func TestGroupCommitKeyHeldElsewhere(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setupRegistered(t, false)
+
+	held := map[string]int64{}
+	var holders []pgx.Tx
+	for _, key := range []string{"held-a", "held-b"} {
+		tx, err := bundle.pool.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+		var id int64
+		require.NoError(t, tx.QueryRow(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => $1)`, key).Scan(&id))
+		held[key] = id
+		holders = append(holders, tx)
+	}
+
+	type answer struct {
+		task    *task.Task
+		created bool
+		err     error
+	}
+	keyed := map[string]chan answer{}
+	for key := range held {
+		keyed[key] = make(chan answer, 1)
+		go func() {
+			tk, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: key})
+			keyed[key] <- answer{tk, created, err}
+		}()
+	}
+	require.Eventually(t, func() bool { return blockedInserts(t, bundle.pool) >= 2 }, 30*time.Second, 10*time.Millisecond,
+		"the keyed creates wait for the keys' holders")
+
+	// Creates without keys go through while the keys are held. (Before,
+	// they waited behind the two flights until the statement limit, 10 s,
+	// failed the keyed ones; the deadline only stops a hang.)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range cap(errs) {
+		wg.Go(func() {
+			freeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_, created, err := bundle.svc.Create(freeCtx, task.CreateRequest{Kind: "sleep", Args: sleepArgs(float64(i), 0)})
+			if err == nil && !created {
+				err = errors.New("not created")
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err, "a create without a key waited for another transaction's key")
+	}
+	for key, ch := range keyed {
+		select {
+		case a := <-ch:
+			t.Fatalf("the create with key %s was answered before its holder committed: %+v", key, a)
+		default:
+		}
+	}
+
+	for _, tx := range holders {
+		require.NoError(t, tx.Commit(ctx))
+	}
+	for key, ch := range keyed {
+		a := <-ch
+		require.NoError(t, a.err, key)
+		require.False(t, a.created, "%s: a repeat of the SQL call", key)
+		require.Equal(t, held[key], a.task.ID, key)
+	}
+}
+
 func TestGroupCommitCancel(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

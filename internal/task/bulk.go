@@ -147,7 +147,7 @@ func (s *Service) insertSplit(ctx context.Context, ps []*Prepared, idx []int, re
 	for j, i := range idx {
 		batch[j] = ps[i]
 	}
-	outs, refused := s.insertRows(ctx, batch)
+	outs, refused := s.insertRows(ctx, batch, 0)
 	if refused == nil {
 		for j, i := range idx {
 			results[i] = s.finishCreate(ctx, ps[i], outs[j].job, outs[j].found, outs[j].err)

@@ -158,6 +158,15 @@ const numericOutOfRange = "22003"
 // first; the insert is rolled back and the winner's task returned.
 var errKeyTaken = errors.New("idempotency key taken")
 
+// lockNotAvailable is Postgres's SQLSTATE for a lock not had within
+// lock_timeout.
+const lockNotAvailable = "55P03"
+
+// errLockWait means an insert waited flightLockWait for a lock, most often
+// another transaction's uncommitted row with the same idempotency key, and
+// gave up, having written nothing.
+var errLockWait = errors.New("insert waited too long for a lock")
+
 // Create validates req and, in one transaction, inserts the task's row and
 // its River job. It reports whether a new task was created: a repeated
 // request with the same idempotency key returns the existing task and false.
@@ -199,9 +208,16 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 // written. When no answer came back and the request has an idempotency key,
 // found is the task that holds the key, if the INSERT committed after all.
 func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRow, found *store.TaskGetByIdempotencyKeyForRequestRow, err error) {
+	return s.insertWaiting(ctx, p, 0)
+}
+
+// insertWaiting is insert whose statement waits at most lockWait for a
+// lock (0: as long as it may), and then fails with errLockWait, having
+// written nothing.
+func (s *Service) insertWaiting(ctx context.Context, p *Prepared, lockWait time.Duration) (job *rivertype.JobRow, found *store.TaskGetByIdempotencyKeyForRequestRow, err error) {
 	opts := p.insertOpts()
 	var res *rivertype.JobInsertResult
-	late, err := riverseam.RunOwnStatement(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+	late, err := riverseam.RunOwnStatementWaiting(ctx, s.pool, lockWait, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		res, err = s.jobs.InsertTx(ctx, tx, p.Args, opts)
 		return err
@@ -213,6 +229,8 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == idempotencyIndex:
 		return nil, nil, errKeyTaken
+	case errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable:
+		return nil, nil, errLockWait
 	case err != nil && !errors.As(err, &pgErr):
 		found, err := s.afterLostAnswer(ctx, p, err)
 		return nil, found, err
