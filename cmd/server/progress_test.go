@@ -71,7 +71,17 @@ func TestServeHTTPTaskProgress(t *testing.T) {
 	other, _, err := postTask(t.Context(), base, `{"kind": "noop"}`)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusUnauthorized, report(t, strings.Replace(progressURL, "/tasks/"+strconv.FormatInt(created.ID, 10)+"/", "/tasks/"+strconv.FormatInt(other.ID, 10)+"/", 1), `{"done": 2}`))
-	// Strict and bounded like every body; at most twice a second.
+	// Another method is 405 with Allow, not the API's 401.
+	for _, method := range []string{http.MethodPut, http.MethodDelete, http.MethodGet} {
+		req, err := http.NewRequestWithContext(t.Context(), method, progressURL, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, method)
+		require.Equal(t, "POST", resp.Header.Get("Allow"), method)
+	}
+	// Strict and bounded like every body; one report per 500 ms.
 	require.Equal(t, http.StatusUnprocessableEntity, report(t, progressURL, `{"done": 5, "total": 4}`))
 	require.Equal(t, http.StatusUnprocessableEntity, report(t, progressURL, `{"Done": 2}`))
 	require.Equal(t, http.StatusTooManyRequests, report(t, progressURL, `{"done": 2, "total": 4}`))

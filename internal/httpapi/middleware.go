@@ -60,6 +60,10 @@ func readBody(logger *slog.Logger, maxBytes int64, timeout time.Duration, next h
 			writeProblem(w, r, logger, err)
 			return
 		}
+		if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
+			writeProblem(w, r, logger, err)
+			return
+		}
 		rc := http.NewResponseController(w)
 		// Not every ResponseWriter has a connection deadline (a test
 		// recorder has none); the server's ReadTimeout still applies then.
@@ -119,6 +123,24 @@ func checkJSONContentType(values []string) error {
 	for name, value := range params {
 		if name != "charset" || !strings.EqualFold(value, "utf-8") {
 			return unsupported
+		}
+	}
+	return nil
+}
+
+// checkContentEncoding refuses a body with a content coding other than
+// identity (RFC 9110, 15.5.16: 415): Handoff reads bodies as sent, so a
+// gzip body would be read as broken JSON, or worse as JSON that says
+// something else.
+func checkContentEncoding(values []string) error {
+	for _, v := range values {
+		for coding := range strings.SplitSeq(v, ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				return &requestError{
+					status: http.StatusUnsupportedMediaType,
+					detail: fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", jsonstrict.Shorten(c)),
+				}
+			}
 		}
 	}
 	return nil

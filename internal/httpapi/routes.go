@@ -52,6 +52,9 @@ func addLiveRoutes(mux *http.ServeMux, logger *slog.Logger, tasks *task.Service,
 		// a key, not a read token); not a browser's, so cross-origin
 		// requests are refused.
 		mux.Handle("POST /v1/tasks/{id}/progress", crossOriginProtection(logger, readBody(logger, 4<<10, timeout, withTimeout(timeout, handleTaskProgress(logger, lv)))))
+		// Another method: 405 with Allow, as on every known path (not the
+		// API's 401, which would say a key could help).
+		mux.Handle("/v1/tasks/{id}/progress", handleMethodNotAllowed(logger, "POST"))
 	}
 }
 

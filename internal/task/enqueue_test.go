@@ -476,6 +476,30 @@ func TestCheckRequestInfinity(t *testing.T) {
 	}
 }
 
+// TestArgsNUL: args holding U+0000, which jsonb cannot store, are refused
+// with the field named (they were a 422 naming none, from Postgres's
+// 22P05); an escaped backslash before "u0000" is not that character.
+func TestArgsNUL(t *testing.T) {
+	t.Parallel()
+	validator := task.NewValidator(jobs.Kinds(jobs.Deps{}), []string{task.DefaultQueue}, nil)
+	for raw, refused := range map[string]bool{
+		`{"url": "https://example.com/", "body": "a\u0000b"}`:  true,
+		`{"url": "https://example.com/", "body": "\\\u0000"}`:  true,
+		`{"url": "https://example.com/", "body": "a\\u0000b"}`: false,
+		`{"url": "https://example.com/", "body": "\\\\u0000"}`: false,
+		`{"url": "https://example.com/", "body": "u0000"}`:     false,
+	} {
+		_, err := validator.Prepare(task.CreateRequest{Kind: "http", Args: json.RawMessage(raw)})
+		if !refused {
+			require.NoError(t, err, raw)
+			continue
+		}
+		var validation *task.ValidationError
+		require.ErrorAs(t, err, &validation, raw)
+		require.Contains(t, validation.Fields["args"], "U+0000", raw)
+	}
+}
+
 // TestCallbackURLPatternSendable: every callback_url the shared expression
 // takes is one the http kind can send to (jobs.CheckHTTPURL), so a task
 // accepted with it never has its callback discarded as "not a valid URL".

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"cmp"
 	"encoding"
 	"encoding/json"
@@ -156,6 +157,8 @@ func (v *Validator) Prepare(req CreateRequest) (*Prepared, error) {
 			for field, msg := range argsErr {
 				problems[strings.TrimSuffix("args."+field, ".")] = msg
 			}
+		} else if containsNULEscape(req.Args) {
+			problems["args"] = `must not contain the character U+0000 ("\u0000"), which Postgres cannot store in JSON; encode binary data, as base64 say`
 		}
 	}
 
@@ -311,6 +314,28 @@ func (v *Validator) kindNames() string {
 // valid UTF-8 and no NUL, which Postgres refuses.
 func ValidText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// containsNULEscape reports whether the JSON text raw holds a \u0000 escape
+// (a backslash-escaped backslash before "u0000" is not one): jsonb cannot
+// store U+0000 (SQLSTATE 22P05), which would otherwise refuse the request
+// without naming the field.
+func containsNULEscape(raw []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], []byte("u0000"))
+		if j < 0 {
+			return false
+		}
+		u := i + j
+		slashes := 0
+		for b := u - 1; b >= 0 && raw[b] == '\\'; b-- {
+			slashes++
+		}
+		if slashes%2 == 1 {
+			return true
+		}
+		i = u + 1
+	}
 }
 
 // blank reports whether s has nothing but ASCII whitespace, as the SQL check
