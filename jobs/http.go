@@ -311,19 +311,20 @@ func (w *HTTPWorker) Timeout(job *river.Job[HTTPArgs]) time.Duration {
 // job carries metadata: the same on every attempt, so that a receiver can
 // recognise a delivery it has seen. It is "task_<id>", except for a
 // completion callback (riverseam.MetadataKeyCallbackOf), whose id names the
-// task it reports on and that task's attempt: "callback_<task>_<attempt>".
-// No client can make a task with such an id, and the id is signed, so a
-// receiver that finds "callback_<id>_" before the body's task id knows the
-// body is Handoff's report on that task, and not another tenant's http task
-// whose body was made to look like one (every task is signed with the same
+// task it reports on, then its own: "callback_<task>_<callback task>" (a
+// task can report several outcomes, retried by River or an operator, even
+// at one attempt). Neither the API nor handoff.enqueue lets a client make a
+// task with such an id, and the id is signed, so a receiver that finds
+// "callback_<id>_" before the body's task id knows the body is Handoff's
+// report on that task, and not another tenant's http task whose body was
+// made to look like one (every task is signed with the same
 // WEBHOOK_SECRET).
 func HTTPWebhookID(taskID int64, metadata []byte) string {
 	var m struct {
-		Of      *int64 `json:"handoff_callback_of"`
-		Attempt int64  `json:"handoff_callback_attempt"`
+		Of *int64 `json:"handoff_callback_of"`
 	}
 	if json.Unmarshal(metadata, &m) == nil && m.Of != nil {
-		return "callback_" + strconv.FormatInt(*m.Of, 10) + "_" + strconv.FormatInt(m.Attempt, 10)
+		return "callback_" + strconv.FormatInt(*m.Of, 10) + "_" + strconv.FormatInt(taskID, 10)
 	}
 	return "task_" + strconv.FormatInt(taskID, 10)
 }

@@ -286,7 +286,7 @@ func TestHTTPWorker(t *testing.T) {
 			bundle.verify(t, r)
 			ids[r.header.Get("webhook-id")] = true
 		}
-		require.Equal(t, map[string]bool{"callback_7_2": true, jobs.HTTPWebhookID(forged, nil): true}, ids)
+		require.Equal(t, map[string]bool{fmt.Sprintf("callback_7_%d", res.Job.ID): true, jobs.HTTPWebhookID(forged, nil): true}, ids)
 		require.Equal(t, fmt.Sprintf("task_%d", forged), jobs.HTTPWebhookID(forged, nil))
 	})
 

@@ -1,31 +1,23 @@
--- Handoff's functions resolve names in Handoff's schemas only, and an app's
--- database role needs nothing but the grants the README lists.
+-- Handoff's functions resolve names in Handoff's schemas only.
 --
--- 1. Every function that pinned its search_path with `SET search_path FROM
---    CURRENT` (migrations 00009-00021) stored `"$user", public`. Two things
---    in that list follow the caller rather than the migration: `"$user"` is
---    the calling role's own schema, when it has one, and `pg_temp`, which
---    the list does not name, is searched before it. So a session with a
---    temporary table named task_records, or a role with a schema of its own
---    name holding one, got Handoff's writes and lookups: an idempotency key
---    that made two tasks, a task id the API never found. Each such function
---    now pins the schemas the migration's own session resolved, by name, with
---    pg_temp last (where it is searched only for what nothing else names):
---    `public, pg_temp` for a database migrated with the default search_path.
+-- Every function that pinned its search_path with `SET search_path FROM
+-- CURRENT` (migrations 00009-00021) stored `"$user", public`. Two things in
+-- that list follow the caller rather than the migration: `"$user"` is the
+-- calling role's own schema, when it has one, and `pg_temp`, which the list
+-- does not name, is searched before it. So a session with a temporary table
+-- named task_records, or a role with a schema of its own name holding one,
+-- got Handoff's writes and lookups: an idempotency key that made two tasks,
+-- a task id the API never found. Each such function now pins the schemas
+-- the migration's own session resolved, by name, with pg_temp last (where
+-- it is searched only for what nothing else names): `public, pg_temp` for a
+-- database migrated with the default search_path.
 --
--- 2. handoff.enqueue and the triggers that write Handoff's tables
---    (task_records, and river_job for a callback) run as their owner, the
---    role that migrated, rather than as the caller (SECURITY DEFINER, safe
---    with the pinned search_path above; none of them runs dynamic SQL). An
---    app's role then needs only USAGE on schema handoff to enqueue from SQL
---    and SELECT on tasks to read its tasks (README, "SQL"), instead of
---    INSERT on task_records and river_job, USAGE on their sequence and
---    SELECT on handoff.kinds: grants with which it could forge records or
---    plant job ids. A role that inserts River jobs itself (the Go package's
---    InsertTx, River's own client) needs River's grants on river_job and
---    its sequence, and still none on Handoff's tables. handoff.insert_job
---    stays the caller's: it checks nothing, and runs as the owner only
---    through handoff.enqueue.
+-- The functions still run as their caller (SECURITY INVOKER): an app's role
+-- needs the grants the README lists. Running them as their owner would let
+-- an app's role that may create objects in schema public (the default
+-- before PostgreSQL 15, and common for an app's own tables) plant a
+-- function that they call, such as an exact-typed jsonb_build_object, and
+-- run it as the owner; docs/security.md says which roles to trust.
 --
 -- A function added or replaced by a later migration must pin its path the
 -- same way; TestFunctionsPinSearchPath fails otherwise.
@@ -42,10 +34,11 @@ DECLARE
     f regprocedure;
 BEGIN
     -- A role named handoff that migrated with Postgres's default search_path
-    -- ("$user", public) made every object of 00013 on in schema handoff,
-    -- beside the first versions in public, and River's triggers kept calling
-    -- those (every job insert fails since 00017). The server now migrates
-    -- with search_path public (migrations.SetSearchPath).
+    -- ("$user", public) made what later migrations name without a schema in
+    -- schema handoff (made by 00012), beside the first versions in public,
+    -- and River's triggers kept calling those (every job insert fails since
+    -- 00017). The server now replaces that default with public, pg_temp
+    -- (migrations.SetSearchPath).
     IF to_regclass('handoff.tasks') IS NOT NULL OR to_regclass('handoff.task_records') IS NOT NULL
        OR to_regprocedure('handoff.handoff_task_sync()') IS NOT NULL THEN
         RAISE EXCEPTION 'this database was migrated with its objects split between schemas public and handoff, and cannot hold tasks'
@@ -71,20 +64,8 @@ BEGIN
 END;
 $$;
 -- +goose StatementEnd
-ALTER FUNCTION handoff.enqueue(text, jsonb, text, integer, integer, timestamptz, text, text, text) SECURITY DEFINER;
-ALTER FUNCTION handoff_task_insert() SECURITY DEFINER;
-ALTER FUNCTION handoff_job_request_hash() SECURITY DEFINER;
-ALTER FUNCTION handoff_task_sync() SECURITY DEFINER;
-ALTER FUNCTION handoff_task_job_deleted() SECURITY DEFINER;
-ALTER FUNCTION handoff_task_callback() SECURITY DEFINER;
 
 -- +goose Down
-ALTER FUNCTION handoff.enqueue(text, jsonb, text, integer, integer, timestamptz, text, text, text) SECURITY INVOKER;
-ALTER FUNCTION handoff_task_insert() SECURITY INVOKER;
-ALTER FUNCTION handoff_job_request_hash() SECURITY INVOKER;
-ALTER FUNCTION handoff_task_sync() SECURITY INVOKER;
-ALTER FUNCTION handoff_task_job_deleted() SECURITY INVOKER;
-ALTER FUNCTION handoff_task_callback() SECURITY INVOKER;
 -- +goose StatementBegin
 DO $$
 DECLARE

@@ -8,10 +8,12 @@
 -- an http task to that URL, was discarded later as "not a valid URL": a
 -- callback lost without a word. The expression is now the Go API's
 -- (internal/task.CallbackURLPattern, which TestCallbackURLPatternSendable
--- holds to what the http kind can send): a host of letters, digits,
--- non-ASCII characters and RFC 3986's unreserved and sub-delimiter
--- characters, or an IPv6 address in brackets; a port from 1 to 65535 if
--- any; only well-formed percent-escapes after it.
+-- holds to what the http kind can send and to this function): a host name
+-- of letters, digits, non-ASCII characters and RFC 3986's unreserved and
+-- sub-delimiter characters (an IPv6 address in brackets is refused: the
+-- two engines cannot check its forms alike); a port from 1 to 65535 if
+-- any; no ASCII space or control character and only well-formed
+-- percent-escapes after it.
 --
 -- run_at => '-infinity' was accepted without a key (stored as it is) and
 -- failed with 0A000 "cannot convert infinity to bigint" from
@@ -123,10 +125,10 @@ BEGIN
         END IF;
     END IF;
     IF callback_url IS NOT NULL AND (octet_length(callback_url) > 2048
-            OR callback_url !~ '^[hH][tT][tT][pP][sS]?://(\[[0-9A-Fa-f:.]+\]|([A-Za-z0-9._~!$&''()*+,;=-]|[^\x00-\x7F])+)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})?)?([/?#]([^%[:space:][:cntrl:]]|%[0-9A-Fa-f]{2})*)?$') THEN
+            OR callback_url !~ '^[hH][tT][tT][pP][sS]?://([A-Za-z0-9._~!$&''()*+,;=-]|[^\x00-\x7F])+(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})?)?([/?#]([^%\x00-\x20\x7F]|%[0-9A-Fa-f]{2})*)?$') THEN
         RAISE EXCEPTION 'callback_url must be an absolute http or https URL without credentials, at most 2048 bytes'
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'callback_url',
-                  HINT = 'The host is a name or an IPv6 address in brackets, any port is 1 to 65535, and a % starts a two-digit hex escape.';
+                  HINT = 'The host is a name (not an IPv6 address in brackets), any port is 1 to 65535, and a % starts a two-digit hex escape.';
     END IF;
     IF tenant IS NOT NULL AND tenant !~ '^[a-z0-9][a-z0-9_-]{0,62}$' THEN
         RAISE EXCEPTION 'tenant must be 1 to 63 lower-case letters, digits, ''-'' or ''_'', starting with a letter or digit'
@@ -136,6 +138,17 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- Pinned as 00022 pins every function: FROM CURRENT above stores the
+-- session's search_path, which need not name pg_temp last.
+-- +goose StatementBegin
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION handoff.check_request(text, jsonb, text, integer, integer, timestamptz, text, text, text) SET search_path = %s',
+                   (SELECT string_agg(quote_ident(s), ', ' ORDER BY ord) || ', pg_temp'
+                    FROM unnest(current_schemas(false)) WITH ORDINALITY AS t(s, ord)));
+END;
+$$;
+-- +goose StatementEnd
 
 -- +goose Down
 -- As 00019 made it.
@@ -245,3 +258,14 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- Pinned as 00022 pins every function: FROM CURRENT above stores the
+-- session's search_path, which need not name pg_temp last.
+-- +goose StatementBegin
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION handoff.check_request(text, jsonb, text, integer, integer, timestamptz, text, text, text) SET search_path = %s',
+                   (SELECT string_agg(quote_ident(s), ', ' ORDER BY ord) || ', pg_temp'
+                    FROM unnest(current_schemas(false)) WITH ORDINALITY AS t(s, ord)));
+END;
+$$;
+-- +goose StatementEnd

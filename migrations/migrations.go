@@ -5,12 +5,14 @@
 package migrations
 
 import (
+	"context"
 	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -37,20 +39,35 @@ type ProviderOpts struct {
 // search_path FROM CURRENT` pins this.
 const SearchPath = "public, pg_temp"
 
-// SetSearchPath makes the sessions of cfg use SearchPath, unless the
-// connection string sets search_path itself. Every session that migrates
-// must, and the server's do: Postgres's default, `"$user", public`, puts a
-// schema named after the role first, and a role named handoff (the
-// docker-compose file's) would then have created the migrations' later
-// tables, views and functions in schema handoff, made by migration 00012,
-// beside the earlier ones in public, with River's triggers calling the
-// first versions of their functions. Migration 00022 refuses a database
-// migrated so.
+// SetSearchPath makes each new session of cfg replace Postgres's default
+// search_path, `"$user", public`, with SearchPath, and leaves any other
+// alone: one chosen in the connection string (a search_path parameter, or
+// options=-c search_path=...), by ALTER ROLE or ALTER DATABASE, or by
+// PGOPTIONS. Every session that migrates must, and the server's do: the
+// default puts a schema named after the role first, and a role named
+// handoff (the docker-compose file's) would then have created the
+// migrations' later tables, views and functions in schema handoff, made by
+// migration 00012, beside the earlier ones in public, with River's
+// triggers calling the first versions of their functions. Migration 00022
+// refuses a database migrated so. It costs one statement per new
+// connection.
 func SetSearchPath(cfg *pgx.ConnConfig) {
-	if _, ok := cfg.RuntimeParams["search_path"]; !ok {
-		cfg.RuntimeParams["search_path"] = SearchPath
+	prev := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, conn *pgconn.PgConn) error {
+		if prev != nil {
+			if err := prev(ctx, conn); err != nil {
+				return err
+			}
+		}
+		if _, err := conn.Exec(ctx, setSearchPath).ReadAll(); err != nil {
+			return fmt.Errorf("set search_path: %w", err)
+		}
+		return nil
 	}
 }
+
+// setSearchPath sets SearchPath in a session still on Postgres's default.
+const setSearchPath = `SELECT set_config('search_path', '` + SearchPath + `', false) WHERE current_setting('search_path') = '"$user", public'`
 
 // NewProvider returns a goose provider that applies FS to the Postgres
 // database behind db, whose sessions must use SearchPath (SetSearchPath).

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff/handoff/internal/pgtest"
@@ -172,4 +173,30 @@ func TestHelp(t *testing.T) {
 	require.ErrorContains(t, err, "DATABASE_URL is not set", "a key labelled help is made, not help printed")
 	err = run(t.Context(), []string{"nosuch", "--help"}, noEnv, io.Discard, io.Discard)
 	require.ErrorContains(t, err, `unknown command "nosuch"`)
+}
+
+// TestServeWarnsOfOpenPublicSchema: when every role may create objects in
+// schema public (the default before PostgreSQL 15), serve says so at
+// start-up, and not otherwise.
+func TestServeWarnsOfOpenPublicSchema(t *testing.T) {
+	t.Parallel()
+	const warning = "every role may create objects in schema public"
+	for _, open := range []bool{true, false} {
+		env := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t), "HTTP_ADDR": "127.0.0.1:0"}
+		if open {
+			pool, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
+			require.NoError(t, err)
+			_, err = pool.Exec(t.Context(), `GRANT CREATE ON SCHEMA public TO PUBLIC`)
+			pool.Close()
+			require.NoError(t, err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var stdout, stderr syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
+		waitServing(t, &stdout, func() bool { return len(done) == 0 })
+		cancel()
+		require.NoError(t, <-done)
+		require.Equal(t, open, strings.Contains(stderr.String(), warning), "open %t: %s", open, stderr.String())
+	}
 }

@@ -170,7 +170,21 @@ func (s *schema) prepare(ctx context.Context, logger *slog.Logger, autoMigrate b
 		logger.WarnContext(ctx, "database schema is newer than this binary; serving, as migrations are kept backward compatible", slog.Int64("schema_version", current), slog.Int64("binary_version", target))
 	}
 	logger.InfoContext(ctx, "schema checked", slog.Int64("version", current))
+	s.warnOpenSchema(ctx, logger)
 	return nil
+}
+
+// warnOpenSchema warns when every role may create objects in schema public,
+// where Handoff's functions and triggers find functions: any role that can
+// connect could plant an exact-typed overload of one they call, and it
+// would run as whoever fires the trigger, this server included (the
+// default before PostgreSQL 15; docs/security.md).
+func (s *schema) warnOpenSchema(ctx context.Context, logger *slog.Logger) {
+	var open bool
+	err := s.pool.QueryRow(ctx, `SELECT has_schema_privilege('public', 'public', 'CREATE')`).Scan(&open)
+	if err == nil && open {
+		logger.WarnContext(ctx, "every role may create objects in schema public, where Handoff's functions and triggers look up functions: run REVOKE CREATE ON SCHEMA public FROM PUBLIC (PostgreSQL 15's default), and give apps their own schema")
+	}
 }
 
 func (s *schema) versions(ctx context.Context) (current, target int64, err error) {

@@ -187,7 +187,7 @@ def callback():
     # Every Handoff task is signed with the same secret, so the signature
     # alone does not say this is Handoff's report on task["id"]: any key
     # holder could make an http task with such a body. Only Handoff's own
-    # callbacks carry webhook-id "callback_<task id>_<attempt>".
+    # callbacks carry webhook-id "callback_<task id>_<callback id>".
     if not webhook_id.startswith(f"callback_{task.get('id')}_"):
         abort(403, "not Handoff's callback for this task")
     with connect() as conn, conn.cursor() as cur:

@@ -241,7 +241,7 @@ func TestFlaskExample(t *testing.T) {
 	// Any key holder can make an http task to the app whose body looks like
 	// Handoff's callback on a report's task, signed with the same secret;
 	// the app refuses it (403: the task is discarded, not retried), since
-	// only Handoff's callbacks carry webhook-id callback_<task>_<attempt>.
+	// only Handoff's callbacks carry webhook-id callback_<task>_<callback>.
 	_, err = pool.Exec(ctx, `UPDATE reports SET status = 'pending', result = NULL, finished_at = NULL WHERE id = $1`, accepted[0].ReportID)
 	require.NoError(t, err)
 	forged, err := json.Marshal(map[string]any{"kind": "http", "args": map[string]any{

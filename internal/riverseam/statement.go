@@ -54,6 +54,24 @@ type ownStatement struct {
 	sent      bool // the one statement went to Postgres
 	committed bool
 	lateErr   error
+	// lockTimeoutSet: the connection's lock_timeout is
+	// RunOwnStatementWaiting's, to be reset before any later statement
+	// (River's insert NOTIFY, which takes a lock at its commit) and before
+	// the connection goes back to the pool.
+	lockTimeoutSet bool
+}
+
+// resetLockTimeout puts the connection's lock_timeout back, and reports
+// whether it could.
+func (s *ownStatement) resetLockTimeout(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, cancelGrace)
+	defer cancel()
+	if _, err := s.conn.Exec(ctx, "RESET lock_timeout"); err != nil {
+		s.lateErr = errors.Join(s.lateErr, fmt.Errorf("reset lock_timeout: %w", err))
+		return false
+	}
+	s.lockTimeoutSet = false
+	return true
 }
 
 // admit lets the first statement through, River's version probe at any
@@ -113,28 +131,13 @@ func RunOwnStatementWaiting(ctx context.Context, pool *pgxpool.Pool, lockWait ti
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
 	}
+	stmt := &ownStatement{conn: conn}
 	if lockWait > 0 {
 		if _, err := conn.Exec(ctx, "SELECT set_config('lock_timeout', $1, false)", strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10)); err != nil {
 			conn.Release()
 			return nil, fmt.Errorf("set lock_timeout: %w", err)
 		}
-		defer func() {
-			if conn == nil {
-				return // given up below
-			}
-			resetCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
-			defer cancel()
-			if _, resetErr := conn.Exec(resetCtx, "RESET lock_timeout"); resetErr != nil {
-				_ = conn.Hijack().Close(resetCtx)
-				return
-			}
-			conn.Release()
-		}()
-	}
-	release := func() {
-		if lockWait == 0 {
-			conn.Release()
-		}
+		stmt.lockTimeoutSet = true
 	}
 	limitCtx, cancelLimit := context.WithTimeout(ctx, statementTimeout)
 	defer cancelLimit()
@@ -151,24 +154,45 @@ func RunOwnStatementWaiting(ctx context.Context, pool *pgxpool.Pool, lockWait ti
 		_ = conn.Conn().PgConn().CancelRequest(cancelCtx)
 		time.AfterFunc(cancelGrace, cancelStmt)
 	})
+	// giveUp closes the connection instead of returning it to the pool.
+	giveUp := func() {
+		closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
+		defer cancelClose()
+		_ = conn.Hijack().Close(closeCtx)
+	}
 
-	stmt := &ownStatement{conn: conn}
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		// fn panicked: what its statement did is unknown, and a cancel
+		// request may be on its way, so the connection is not reused.
+		if !stop() {
+			<-cancelled
+		}
+		giveUp()
+	}()
 	err = fn(stmtCtx, stmt)
-	if stop() {
-		release()
+	finished = true
+	if !stop() {
+		// A cancel request went out: it may still reach Postgres after the
+		// statement ended and hit the next one on this connection, so the
+		// connection is not reused.
+		<-cancelled
+		giveUp()
+		if err != nil {
+			err = errors.Join(err, limitCtx.Err())
+		}
 		return stmt.lateErr, err
 	}
-	// A cancel request went out: it may still reach Postgres after the
-	// statement ended and hit the next one on this connection, so the
-	// connection is not reused.
-	<-cancelled
-	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
-	defer cancelClose()
-	_ = conn.Hijack().Close(closeCtx)
-	conn = nil
-	if err != nil {
-		err = errors.Join(err, limitCtx.Err())
+	if stmt.lockTimeoutSet && !stmt.resetLockTimeout(context.WithoutCancel(ctx)) {
+		// A connection that kept the setting would give it to whatever
+		// statement borrows it next.
+		giveUp()
+		return stmt.lateErr, err
 	}
+	conn.Release()
 	return stmt.lateErr, err
 }
 
@@ -218,6 +242,12 @@ func (s *ownStatement) Exec(ctx context.Context, sql string, args ...any) (pgcon
 	probe, err := s.admit(sql)
 	if err != nil {
 		return pgconn.CommandTag{}, err
+	}
+	if after && s.lockTimeoutSet {
+		// The statement that needed the bound committed; what follows
+		// (the NOTIFY) waits as any statement does. If the reset fails,
+		// the connection is broken and so is what follows.
+		s.resetLockTimeout(ctx)
 	}
 	tag, err := s.conn.Exec(ctx, sql, args...)
 	if probe {

@@ -3,8 +3,10 @@ package riverseam_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -129,4 +131,78 @@ func TestRunOwnStatement(t *testing.T) {
 		})
 		require.ErrorIs(t, err, riverseam.ErrSecondStatement)
 	})
+}
+
+// TestRunOwnStatementWaiting: the statement waits at most lockWait for a
+// lock (55P03 after it, nothing written); the NOTIFY after its commit and
+// the connection returned to the pool have the server's lock_timeout
+// again; and a fn that panics leaves no connection borrowed or changed.
+func TestRunOwnStatementWaiting(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	config, err := pgxpool.ParseConfig(pgtest.NewDBURL(t))
+	require.NoError(t, err)
+	config.MaxConns = 1 // every statement below borrows the same connection
+	pool, err := pgxpool.NewWithConfig(ctx, config)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(ctx, "CREATE TABLE probe (n int PRIMARY KEY)")
+	require.NoError(t, err)
+	lockTimeout := func() string {
+		t.Helper()
+		var v string
+		require.NoError(t, pool.QueryRow(ctx, "SHOW lock_timeout").Scan(&v))
+		return v
+	}
+
+	// Another transaction holds key 1, uncommitted.
+	other, err := pgx.Connect(ctx, config.ConnConfig.ConnString())
+	require.NoError(t, err)
+	defer other.Close(context.WithoutCancel(ctx))
+	holder, err := other.Begin(ctx)
+	require.NoError(t, err)
+	_, err = holder.Exec(ctx, "INSERT INTO probe VALUES (1)")
+	require.NoError(t, err)
+
+	var atNotify string
+	_, err = riverseam.RunOwnStatementWaiting(ctx, pool, 50*time.Millisecond, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO probe VALUES (1)")
+		return err
+	})
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "55P03", pgErr.Code)
+	require.Equal(t, "0", lockTimeout(), "the connection went back as it came")
+	require.NoError(t, holder.Rollback(ctx))
+
+	late, err := riverseam.RunOwnStatementWaiting(ctx, pool, 50*time.Millisecond, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO probe VALUES (2)"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, notifySQL)
+		// What the NOTIFY runs with: the bound was for the insert only.
+		require.NoError(t, tx.(interface {
+			Conn() *pgx.Conn
+		}).Conn().QueryRow(ctx, "SHOW lock_timeout").Scan(&atNotify))
+		return err
+	})
+	require.NoError(t, err)
+	require.NoError(t, late)
+	require.Equal(t, "0", atNotify)
+	require.Equal(t, "0", lockTimeout())
+
+	require.Panics(t, func() {
+		_, _ = riverseam.RunOwnStatementWaiting(ctx, pool, 50*time.Millisecond, func(context.Context, pgx.Tx) error {
+			panic("boom")
+		})
+	})
+	acquireCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pool.Acquire(acquireCtx)
+	require.NoError(t, err, "the panic left the pool's one connection borrowed")
+	conn.Release()
+	require.Equal(t, "0", lockTimeout())
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM probe").Scan(&n))
+	require.Equal(t, 1, n)
 }

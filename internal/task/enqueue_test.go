@@ -397,7 +397,10 @@ func TestRulesAgree(t *testing.T) {
 		{"CallbackPortOnly", task.CreateRequest{Kind: "noop", CallbackURL: "http://:80/"}, "callback_url", false},
 		{"CallbackHostEscape", task.CreateRequest{Kind: "noop", CallbackURL: "http://%zz/"}, "callback_url", false},
 		{"CallbackPathBadEscape", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/a%zzb"}, "callback_url", false},
-		{"CallbackIPv6", task.CreateRequest{Kind: "noop", CallbackURL: "http://[2001:db8::1]:8080/hook"}, "", false},
+		{"CallbackIPv6", task.CreateRequest{Kind: "noop", CallbackURL: "http://[2001:db8::1]:8080/hook"}, "callback_url", false},
+		{"CallbackBracketedNumber", task.CreateRequest{Kind: "noop", CallbackURL: "http://[1]/"}, "callback_url", false},
+		{"CallbackNEL", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/a\u0085b"}, "", false},
+		{"CallbackIdeographicSpace", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com/a\u3000b"}, "", false},
 		{"CallbackPortMax", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com:65535/"}, "", false},
 		{"CallbackEmptyPort", task.CreateRequest{Kind: "noop", CallbackURL: "https://example.com:/"}, "", false},
 		{"CallbackNonASCIIHost", task.CreateRequest{Kind: "noop", CallbackURL: "https://bücher.example/hook?q=ä%20b"}, "", false},
@@ -506,23 +509,41 @@ func TestArgsNUL(t *testing.T) {
 func TestCallbackURLPatternSendable(t *testing.T) {
 	t.Parallel()
 	pattern := regexp.MustCompile(task.CallbackURLPattern)
-	hosts := []string{"example.com", "a", "127.0.0.1", "[::1]", "[2001:db8::1]", "bücher.example", "x_y~z!$&'()*+,;=.example", "[::1", "::1]", "%41", "a%", "", "@", "a b", "[zz]"}
-	ports := []string{"", ":", ":1", ":80", ":65535", ":65536", ":0", ":080", ":x", "::"}
-	rests := []string{"", "/", "/a?b=c#d", "?q", "#f", "/%20", "/%2", "/%zz", "/a b", "/\x01", "/é", "//x", "/[x]"}
+	var urls []string
 	for _, scheme := range []string{"http://", "HTTPS://", "ftp://"} {
-		for _, host := range hosts {
-			for _, port := range ports {
-				for _, rest := range rests {
-					raw := scheme + host + port + rest
-					if pattern.MatchString(raw) {
-						require.Empty(t, jobs.CheckHTTPURL(raw), "%q matches the pattern", raw)
-					}
+		for _, host := range callbackHosts {
+			for _, port := range callbackPorts {
+				for _, rest := range callbackRests {
+					urls = append(urls, scheme+host+port+rest)
 				}
 			}
 		}
 	}
+	for _, raw := range urls {
+		if pattern.MatchString(raw) {
+			require.Empty(t, jobs.CheckHTTPURL(raw), "%q matches the pattern", raw)
+		}
+	}
 	require.True(t, pattern.MatchString("https://example.com:8443/hook?order=1#x"), "the pattern takes ordinary URLs")
+
+	// Postgres reads the expression as Go does (migration 00023 uses it).
+	bundle := setup(t, false)
+	var sqlMatches []bool
+	require.NoError(t, bundle.pool.QueryRow(t.Context(), `SELECT array_agg(u ~ $2 ORDER BY i) FROM unnest($1::text[]) WITH ORDINALITY AS t(u, i)`,
+		urls, task.CallbackURLPattern).Scan(&sqlMatches))
+	require.Len(t, sqlMatches, len(urls))
+	for i, raw := range urls {
+		require.Equal(t, pattern.MatchString(raw), sqlMatches[i], "%q: Go and Postgres disagree", raw)
+	}
 }
+
+// The parts TestCallbackURLPatternSendable combines: ordinary ones, and
+// the ones an engine or a URL parser could read differently.
+var (
+	callbackHosts = []string{"example.com", "a", "127.0.0.1", "[::1]", "[2001:db8::1]", "[1]", "[:]", "[1.2.3.4]", "bücher.example", "x_y~z!$&'()*+,;=.example", "[::1", "::1]", "%41", "a%", "", "@", "a b", "[zz]", "a\u0085b", "a\u3000b"}
+	callbackPorts = []string{"", ":", ":1", ":80", ":65535", ":65536", ":0", ":080", ":x", "::"}
+	callbackRests = []string{"", "/", "/a?b=c#d", "?q", "#f", "/%20", "/%2", "/%zz", "/a b", "/\x01", "/\x7f", "/é", "//x", "/[x]", "/a\u0085b", "/a\u00a0b", "/a\u2028b", "/a\u3000b", "/a\tb"}
+)
 
 // rootField is a field's top-level name: Go keys an args problem "args" or
 // "args.x" depending on the decoder's error, SQL always "args.x".

@@ -40,21 +40,23 @@ const (
 )
 
 // callbackURLPattern is an absolute http or https URL that the http kind
-// can send to: a host of letters, digits, non-ASCII characters and RFC
+// can send to: a host name of letters, digits, non-ASCII characters and RFC
 // 3986's unreserved and sub-delimiter characters (no credentials, no
-// percent-escapes) or an IPv6 address in brackets; a port from 1 to 65535
-// if any; then no whitespace or control characters, and only well-formed
-// percent-escapes. Every URL it matches passes the http kind's own check
+// percent-escapes, no IPv6 address in brackets, whose forms the two
+// engines could not check alike); a port from 1 to 65535 if any; then no
+// ASCII space or control character, and only well-formed percent-escapes. Every URL it matches passes the http kind's own check
 // (jobs.CheckHTTPURL, TestCallbackURLPatternSendable); the SQL check of
 // migration 00023 uses the same expression.
 var callbackURLPattern = regexp.MustCompile(CallbackURLPattern)
 
 // CallbackURLPattern is callbackURLPattern's expression, in a syntax Go's
-// regexp and Postgres's regular expressions read alike.
+// regexp and Postgres's regular expressions read alike: explicit ranges,
+// no character class whose members depend on the locale ([:space:] is
+// ASCII in Go and Unicode in Postgres).
 const CallbackURLPattern = `^[hH][tT][tT][pP][sS]?://` +
-	`(\[[0-9A-Fa-f:.]+\]|([A-Za-z0-9._~!$&'()*+,;=-]|[^\x00-\x7F])+)` +
+	`([A-Za-z0-9._~!$&'()*+,;=-]|[^\x00-\x7F])+` +
 	`(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})?)?` +
-	`([/?#]([^%[:space:][:cntrl:]]|%[0-9A-Fa-f]{2})*)?$`
+	`([/?#]([^%\x00-\x20\x7F]|%[0-9A-Fa-f]{2})*)?$`
 
 // CreateRequest is a request to run a task.
 type CreateRequest struct {
