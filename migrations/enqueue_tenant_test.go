@@ -22,7 +22,7 @@ func TestEnqueueTenantRule(t *testing.T) {
 
 	_, err := bundle.provider.UpTo(ctx, 18)
 	require.NoError(t, err)
-	_, err = bundle.pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`)
+	_, err = bundle.pool.Exec(ctx, registerNoop)
 	require.NoError(t, err)
 	before := checkRequestDef(ctx, t, bundle.pool)
 	// Before 00019: accepted, and no key can ever read it.

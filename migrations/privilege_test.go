@@ -18,6 +18,10 @@ import (
 	"github.com/handoff/handoff/migrations"
 )
 
+// registerNoop records kind noop and queue default, as a server would at
+// start-up, for handoff.enqueue.
+const registerNoop = `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`
+
 // TestFunctionsPinSearchPath: every Handoff function that names tables pins
 // its search_path to the migration's schemas with pg_temp last (migration
 // 00022), so neither a caller's temporary tables nor a schema named after
@@ -99,7 +103,7 @@ func TestSQLEnqueueShadowTables(t *testing.T) {
 	bundle := &testBundle{pool: pool, provider: provider}
 	_, err = bundle.provider.UpTo(ctx, 21)
 	require.NoError(t, err)
-	_, err = bundle.pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`)
+	_, err = bundle.pool.Exec(ctx, registerNoop)
 	require.NoError(t, err)
 
 	// enqueueTwice enqueues with key twice in a session holding a temporary
@@ -153,7 +157,7 @@ func TestSQLEnqueueAppRole(t *testing.T) {
 	bundle := setup(t)
 	_, err := bundle.provider.Up(ctx)
 	require.NoError(t, err)
-	_, err = bundle.pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`)
+	_, err = bundle.pool.Exec(ctx, registerNoop)
 	require.NoError(t, err)
 
 	// Roles belong to the cluster: this one lives in a transaction that is
@@ -276,7 +280,7 @@ func TestMigrateAsRoleNamedHandoff(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'handoff'::regnamespace AND relname NOT IN ('kinds', 'kinds_pkey', 'queues', 'queues_pkey'))
 			+ (SELECT count(*) FROM pg_proc WHERE pronamespace = 'handoff'::regnamespace AND proname LIKE 'handoff\_%')`).Scan(&stray))
 		require.Zero(t, stray, "schema handoff holds only what the migrations put there by name")
-		_, err = pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}'); INSERT INTO handoff.queues (name) VALUES ('default')`)
+		_, err = pool.Exec(ctx, registerNoop)
 		require.NoError(t, err)
 		var id int64
 		require.NoError(t, pool.QueryRow(ctx, `SELECT handoff.enqueue('noop', '{}', tenant => 'acme', callback_url => 'https://app.test/done')`).Scan(&id))

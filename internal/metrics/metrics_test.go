@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -171,14 +172,10 @@ func TestQueueSampleMatchesSQL(t *testing.T) {
 	require.InDelta(t, 10, producers, 0)
 }
 
-func TestRiverMiddlewareCounts(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	pool := pgtest.NewDB(t)
-	logger := pgtest.Logger(t)
-	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
-	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}, Kinds: []string{"noop", "sleep", "http"}})
-
+// newClient is a River client working the default queue with Handoff's
+// kinds, the metrics middleware first and the seam's as the server has it.
+func newClient(t *testing.T, pool *pgxpool.Pool, logger *slog.Logger, m *metrics.Metrics, kinds []jobs.Kind) *river.Client[pgx.Tx] {
+	t.Helper()
 	workers, err := jobs.Workers(kinds)
 	require.NoError(t, err)
 	seam := riverseam.NewMiddleware(pool, logger, riverseam.DefaultIdleBelow)
@@ -193,6 +190,18 @@ func TestRiverMiddlewareCounts(t *testing.T) {
 		TestOnly:          true,
 	})
 	require.NoError(t, err)
+	return client
+}
+
+func TestRiverMiddlewareCounts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewDB(t)
+	logger := pgtest.Logger(t)
+	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
+	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}, Kinds: []string{"noop", "sleep", "http"}})
+
+	client := newClient(t, pool, logger, m, kinds)
 	m.SetClientID(client.ID())
 	completed, unsubscribe := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
 	defer unsubscribe()
@@ -204,7 +213,7 @@ func TestRiverMiddlewareCounts(t *testing.T) {
 	}()
 
 	zero := 0.0
-	_, err = client.InsertMany(ctx, []river.InsertManyParams{
+	_, err := client.InsertMany(ctx, []river.InsertManyParams{
 		{Args: jobs.NoopArgs{}},
 		{Args: jobs.NoopArgs{}},
 		{Args: jobs.NoopArgs{}},
@@ -294,18 +303,7 @@ func TestRiverMiddlewareCancelAndStop(t *testing.T) {
 	logger := pgtest.Logger(t)
 	kinds := jobs.Kinds(jobs.Deps{Logger: logger})
 	m := metrics.New(pool, logger, &metrics.Opts{Queues: map[string]int{"default": 10}, Kinds: []string{"sleep"}})
-	workers, err := jobs.Workers(kinds)
-	require.NoError(t, err)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger:            logger,
-		Middleware:        []rivertype.Middleware{m.RiverMiddleware(), riverseam.NewMiddleware(pool, logger, riverseam.DefaultIdleBelow)},
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
-		FetchCooldown:     10 * time.Millisecond,
-		FetchPollInterval: 50 * time.Millisecond,
-		Workers:           workers,
-		TestOnly:          true,
-	})
-	require.NoError(t, err)
+	client := newClient(t, pool, logger, m, kinds)
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { // a second stop, after the test's own, returns at once
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -335,7 +333,7 @@ func TestRiverMiddlewareCancelAndStop(t *testing.T) {
 	}
 
 	cancelled := running()
-	_, err = client.JobCancel(ctx, cancelled)
+	_, err := client.JobCancel(ctx, cancelled)
 	require.NoError(t, err)
 	var state string
 	require.Eventually(t, func() bool {
