@@ -97,6 +97,7 @@ func TestTenantIsolationHTTP(t *testing.T) {
 		name, method, path string
 	}{
 		{"Get", http.MethodGet, "/v1/tasks/" + id},
+		{"HEAD", http.MethodHead, "/v1/tasks/" + id},
 		{"GetWait", http.MethodGet, "/v1/tasks/" + id + "?wait=1s"},
 		{"Events", http.MethodGet, "/v1/tasks/" + id + "/events"},
 		{"Cancel", http.MethodPost, "/v1/tasks/" + id + "/cancel"},
@@ -105,6 +106,11 @@ func TestTenantIsolationHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := b.do(t, tc.method, tc.path, "", bearer(b.keyB)...)
+			require.Empty(t, r.header.Values("Link"), "no read link for another tenant's task")
+			if tc.method == http.MethodHead {
+				require.Equal(t, http.StatusNotFound, r.status)
+				return
+			}
 			requireProblem(t, r, http.StatusNotFound, "no task has this id")
 			// The owner still sees it, unchanged.
 			r = b.do(t, http.MethodGet, "/v1/tasks/"+id, "", bearer(b.keyA)...)
@@ -130,6 +136,17 @@ func TestTenantIsolationHTTP(t *testing.T) {
 		t.Parallel()
 		theirs := b.createAs(t, b.keyB, `{"kind": "sleep", "args": {"seconds": 60}}`, "Idempotency-Key", "shared-key")
 		require.NotEqual(t, mine.ID, theirs.ID)
+	})
+
+	t.Run("OwnerGetsReadLinks", func(t *testing.T) {
+		t.Parallel()
+		r := b.do(t, http.MethodGet, "/v1/tasks/"+id, "", bearer(b.keyA)...)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Len(t, r.header.Values("Link"), 2)
+		for _, link := range r.header.Values("Link") {
+			token := strings.SplitN(strings.SplitN(link, "token=", 2)[1], ">", 2)[0]
+			require.NoError(t, b.tokens.Verify(mine.ID, token), link)
+		}
 	})
 
 	t.Run("ReadTokenNeedsNoKey", func(t *testing.T) {
