@@ -84,7 +84,8 @@ const (
 	// up, writing nothing, and each of its requests is inserted alone,
 	// outside the flights: only the keyed one waits on. Another replica's
 	// insert commits in milliseconds; 100 ms is the most a flight waits
-	// behind a key held elsewhere. Statements without keys wait on no row
+	// behind a key held elsewhere; then its requests without a key go
+	// again together, unbounded. Statements without keys wait on no row
 	// and skip the setting's two round trips.
 	flightLockWait = 100 * time.Millisecond
 
@@ -330,6 +331,28 @@ func (g *grouper) flush(s *Service, batch []*member) {
 		ps[i] = m.p
 	}
 	outs, refused := s.insertRows(ctx, ps, lockWaitFor(batch))
+	var pgErr *pgconn.PgError
+	if errors.As(refused, &pgErr) && pgErr.Code == lockNotAvailable {
+		// Only a request with a key waits on another transaction's row:
+		// those go alone, and the rest again together, without the bound.
+		var free []int
+		for i, p := range ps {
+			if p.IdempotencyKey == nil {
+				free = append(free, i)
+			}
+		}
+		if len(free) > 0 {
+			again := make([]*Prepared, len(free))
+			for j, i := range free {
+				again[j] = ps[i]
+			}
+			freeOuts, _ := s.insertRows(ctx, again, 0)
+			for j, i := range free {
+				outs[i] = freeOuts[j]
+			}
+		}
+		refused = nil
+	}
 	if refused != nil {
 		s.logger.DebugContext(ctx, "a shared insert was refused; its requests are inserted one by one", slog.Int("requests", len(ps)), slog.Any("error", refused))
 	}

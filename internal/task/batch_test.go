@@ -247,16 +247,19 @@ func TestGroupCommitKeyHeldElsewhere(t *testing.T) {
 		created bool
 		err     error
 	}
+	// The keyed creates and twenty without keys set off together, so that
+	// they share statements.
+	_, _, aloneBefore := task.GroupStats(bundle.svc)
+	start := make(chan struct{})
 	keyed := map[string]chan answer{}
 	for key := range held {
 		keyed[key] = make(chan answer, 1)
 		go func() {
+			<-start
 			tk, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: key})
 			keyed[key] <- answer{tk, created, err}
 		}()
 	}
-	require.Eventually(t, func() bool { return blockedInserts(t, bundle.pool) >= 2 }, 30*time.Second, 10*time.Millisecond,
-		"the keyed creates wait for the keys' holders")
 
 	// Creates without keys go through while the keys are held. (Before,
 	// they waited behind the two flights until the statement limit, 10 s,
@@ -265,6 +268,7 @@ func TestGroupCommitKeyHeldElsewhere(t *testing.T) {
 	errs := make(chan error, 20)
 	for i := range cap(errs) {
 		wg.Go(func() {
+			<-start
 			freeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			_, created, err := bundle.svc.Create(freeCtx, task.CreateRequest{Kind: "sleep", Args: sleepArgs(float64(i), 0)})
@@ -274,11 +278,18 @@ func TestGroupCommitKeyHeldElsewhere(t *testing.T) {
 			errs <- err
 		})
 	}
+	close(start)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err, "a create without a key waited for another transaction's key")
 	}
+	// A statement given up for a held key sends its keyless requests again
+	// together: only the keyed ones went alone.
+	_, _, alone := task.GroupStats(bundle.svc)
+	require.LessOrEqual(t, alone-aloneBefore, int64(len(held)))
+	require.Eventually(t, func() bool { return blockedInserts(t, bundle.pool) >= len(held) }, 30*time.Second, 10*time.Millisecond,
+		"the keyed creates wait for the keys' holders")
 	for key, ch := range keyed {
 		select {
 		case a := <-ch:
