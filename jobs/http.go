@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"golang.org/x/net/idna"
 
 	"github.com/handoff/handoff/internal/riverseam"
 	"github.com/handoff/handoff/internal/safehttp"
@@ -160,6 +161,15 @@ func (a HTTPArgs) Validate() error {
 	return nil
 }
 
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // CheckHTTPURL says what is wrong with raw as the http kind's url, "" when
 // nothing is: an absolute http or https URL with a host, no credentials and
 // a port from 1 to 65535 if any, at most HTTPMaxURLBytes. A task's
@@ -182,6 +192,12 @@ func CheckHTTPURL(raw string) string {
 		return "must name a host, as in https://example.com/path"
 	case u.User != nil:
 		return "must not contain credentials: send them in a header (e.g. Authorization)"
+	}
+	if host := u.Hostname(); !isASCII(host) {
+		// What net/http does with a host that is not ASCII before it dials.
+		if ascii, err := idna.Lookup.ToASCII(host); err != nil || ascii == "" || strings.HasPrefix(ascii, ".") {
+			return "has a host name that is not a valid international domain name"
+		}
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {

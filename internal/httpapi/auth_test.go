@@ -143,6 +143,7 @@ func TestTenantIsolationHTTP(t *testing.T) {
 		r := b.do(t, http.MethodGet, "/v1/tasks/"+id, "", bearer(b.keyA)...)
 		require.Equal(t, http.StatusOK, r.status, string(r.body))
 		require.Len(t, r.header.Values("Link"), 2)
+		require.Equal(t, "no-store", r.header.Get("Cache-Control"))
 		for _, link := range r.header.Values("Link") {
 			token := strings.SplitN(strings.SplitN(link, "token=", 2)[1], ">", 2)[0]
 			require.NoError(t, b.tokens.Verify(mine.ID, token), link)

@@ -347,3 +347,29 @@ func TestRequestTimeoutIs503(t *testing.T) {
 	requireProblem(t, r, http.StatusServiceUnavailable, "retry shortly")
 	require.Equal(t, "1", r.header.Get("Retry-After"))
 }
+
+// TestKeyHeldByOpenTransaction: a create whose idempotency key an app's SQL
+// enqueue holds, uncommitted, is 409 with Retry-After and writes nothing;
+// once the holder rolls back, the same request creates its task.
+func TestKeyHeldByOpenTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t)
+	_, err := bundle.pool.Exec(ctx, `INSERT INTO handoff.kinds (kind, shape) VALUES ('noop', '{"fields": {}}') ON CONFLICT DO NOTHING;
+		INSERT INTO handoff.queues (name) VALUES ('default') ON CONFLICT DO NOTHING`)
+	require.NoError(t, err)
+	holder, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = holder.Exec(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => 'held')`)
+	require.NoError(t, err)
+
+	before := countRows(t, bundle.pool)
+	r := bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop", "idempotency_key": "held"}`)
+	requireProblem(t, r, http.StatusConflict, "still in progress in another transaction")
+	require.Equal(t, "1", r.header.Get("Retry-After"))
+	require.Equal(t, before, countRows(t, bundle.pool), "nothing written")
+
+	require.NoError(t, holder.Rollback(ctx))
+	r = bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop", "idempotency_key": "held"}`)
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+}

@@ -183,6 +183,8 @@ func (l *linkWriter) WriteHeader(status int) {
 				page, events := readLinks(l.tokens, id)
 				l.Header().Add("Link", "<"+page+`>; rel="monitor"`)
 				l.Header().Add("Link", "<"+events+`>; rel="events"`)
+				// The tokens are credentials for an hour: no cache keeps them.
+				l.Header().Set("Cache-Control", "no-store")
 			}
 		}
 	}

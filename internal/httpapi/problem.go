@@ -90,6 +90,9 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 	case errors.As(err, &limit):
 		header.Set("Retry-After", retryAfter(limit.RetryAfter))
 		p.Status, p.Detail = http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, task.ErrKeyInUse):
+		header.Set("Retry-After", "1")
+		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

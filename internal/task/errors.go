@@ -16,6 +16,13 @@ var (
 	// was created from a different request.
 	ErrIdempotencyConflict = errors.New("idempotency key was already used with a different request")
 
+	// ErrKeyInUse means another transaction holds the idempotency key and
+	// has not finished (an app's SQL enqueue still open): the request waited
+	// flightLockWait for it, twice, and wrote nothing. Retried once that
+	// transaction ends, it is answered as a repeat, a conflict, or a new task
+	// if the holder rolled back.
+	ErrKeyInUse = errors.New("a request with this idempotency key is still in progress in another transaction; retry shortly")
+
 	// ErrJobDeleted means the task finished long enough ago that River's
 	// cleaner removed its job, so it can no longer be retried.
 	ErrJobDeleted = errors.New("task's job was removed after its retention period; submit a new task instead")

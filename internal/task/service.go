@@ -207,8 +207,20 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Task, bool, e
 // statement's success comes back, and on an error from Postgres nothing was
 // written. When no answer came back and the request has an idempotency key,
 // found is the task that holds the key, if the INSERT committed after all.
+//
+// A request with an idempotency key waits at most flightLockWait for a lock,
+// then fails with ErrKeyInUse: each wait holds a pool connection, and
+// repeats of a key held by a transaction that stays open would otherwise
+// take every connection of the pool.
 func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRow, found *store.TaskGetByIdempotencyKeyForRequestRow, err error) {
-	return s.insertWaiting(ctx, p, 0)
+	if p.IdempotencyKey == nil {
+		return s.insertWaiting(ctx, p, 0)
+	}
+	job, found, err = s.insertWaiting(ctx, p, flightLockWait)
+	if errors.Is(err, errLockWait) {
+		err = ErrKeyInUse
+	}
+	return job, found, err
 }
 
 // insertWaiting is insert whose statement waits at most lockWait for a
