@@ -276,8 +276,10 @@ func TestHTTPWorker(t *testing.T) {
 			MaxAttempts: 3, Metadata: []byte(`{"handoff_callback_of": 7, "handoff_callback_attempt": 2}`),
 		})
 		require.NoError(t, err)
-		// And a client's own http task with the same body.
+		// A client's own http task with the same body.
 		forged := bundle.insert(t, args, 3)
+		// Both answered before waitFinal, which stops the client.
+		require.Eventually(t, func() bool { return len(rc.requests()) == 2 }, 60*time.Second, 10*time.Millisecond)
 		bundle.waitFinal(t, res.Job.ID)
 		bundle.waitFinal(t, forged)
 
