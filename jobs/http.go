@@ -336,11 +336,12 @@ func (w *HTTPWorker) Timeout(job *river.Job[HTTPArgs]) time.Duration {
 // made to look like one (every task is signed with the same
 // WEBHOOK_SECRET).
 func HTTPWebhookID(taskID int64, metadata []byte) string {
-	var m struct {
-		Of *int64 `json:"handoff_callback_of"`
-	}
-	if json.Unmarshal(metadata, &m) == nil && m.Of != nil {
-		return "callback_" + strconv.FormatInt(*m.Of, 10) + "_" + strconv.FormatInt(taskID, 10)
+	var (
+		m  map[string]json.RawMessage
+		of *int64
+	)
+	if json.Unmarshal(metadata, &m) == nil && json.Unmarshal(m[riverseam.MetadataKeyCallbackOf], &of) == nil && of != nil {
+		return "callback_" + strconv.FormatInt(*of, 10) + "_" + strconv.FormatInt(taskID, 10)
 	}
 	return "task_" + strconv.FormatInt(taskID, 10)
 }

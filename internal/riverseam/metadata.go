@@ -25,11 +25,9 @@ const (
 	MetadataKeyCallbackURL = "handoff_callback_url"
 	MetadataKeyRunAt       = "handoff_run_at"
 
-	// MetadataKeyCallbackOf and MetadataKeyCallbackAttempt mark a
-	// completion callback: the http job that migration 00012's
-	// tasks_callback trigger inserts when a task with a callback_url
-	// finishes, with that task's id and the attempt it finished at. Neither
-	// the API nor handoff.enqueue lets a client set them.
-	MetadataKeyCallbackOf      = "handoff_callback_of"
-	MetadataKeyCallbackAttempt = "handoff_callback_attempt"
+	// MetadataKeyCallbackOf marks a completion callback: the http job that
+	// migration 00012's tasks_callback trigger inserts when a task with a
+	// callback_url finishes, with that task's id (jobs.HTTPWebhookID).
+	// Neither the API nor handoff.enqueue lets a client set it.
+	MetadataKeyCallbackOf = "handoff_callback_of"
 )

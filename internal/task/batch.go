@@ -318,7 +318,7 @@ func (g *grouper) flush(s *Service, batch []*member) {
 		// The single-row path, as with group commit off, but waiting for a
 		// lock no longer than a flight may (flightLockWait).
 		m := batch[0]
-		m.out.job, m.out.found, m.out.err = s.insertWaiting(m.ctx, m.p, lockWaitFor(batch))
+		m.out.job, m.out.found, m.out.err = s.insertWaiting(m.ctx, m.p, lockWaitFor(m.p))
 		if errors.Is(m.out.err, errLockWait) {
 			m.out = outcome{alone: true}
 		}
@@ -330,7 +330,7 @@ func (g *grouper) flush(s *Service, batch []*member) {
 	for i, m := range batch {
 		ps[i] = m.p
 	}
-	outs, refused := s.insertRows(ctx, ps, lockWaitFor(batch))
+	outs, refused := s.insertRows(ctx, ps, lockWaitFor(ps...))
 	var pgErr *pgconn.PgError
 	if errors.As(refused, &pgErr) && pgErr.Code == lockNotAvailable {
 		// Only a request with a key waits on another transaction's row:
@@ -361,12 +361,13 @@ func (g *grouper) flush(s *Service, batch []*member) {
 	}
 }
 
-// lockWaitFor is how long a flight's statement for batch may wait for a
-// lock: flightLockWait when a request in it has an idempotency key, else
-// as long as it may.
-func lockWaitFor(batch []*member) time.Duration {
-	for _, m := range batch {
-		if m.p.IdempotencyKey != nil {
+// lockWaitFor is how long a statement inserting ps may wait for a lock:
+// flightLockWait when one of them has an idempotency key (a key held
+// elsewhere: the statement gives up, and the keyed request answers alone),
+// else as long as it may.
+func lockWaitFor(ps ...*Prepared) time.Duration {
+	for _, p := range ps {
+		if p.IdempotencyKey != nil {
 			return flightLockWait
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/riverqueue/river/rivertype"
 
@@ -148,16 +147,7 @@ func (s *Service) insertSplit(ctx context.Context, ps []*Prepared, idx []int, re
 	for j, i := range idx {
 		batch[j] = ps[i]
 	}
-	lockWait := time.Duration(0)
-	for _, p := range batch {
-		if p.IdempotencyKey != nil {
-			// A key held elsewhere: the statement gives up, and the keyed
-			// request answers ErrKeyInUse alone (Service.insert).
-			lockWait = flightLockWait
-			break
-		}
-	}
-	outs, refused := s.insertRows(ctx, batch, lockWait)
+	outs, refused := s.insertRows(ctx, batch, lockWaitFor(batch...))
 	if refused == nil {
 		for j, i := range idx {
 			results[i] = s.finishCreate(ctx, ps[i], outs[j].job, outs[j].found, outs[j].err)
