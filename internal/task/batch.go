@@ -315,13 +315,12 @@ func (g *grouper) flushSafely(s *Service, batch []*member) {
 // flush sends one statement for batch and sets every member's outcome.
 func (g *grouper) flush(s *Service, batch []*member) {
 	if len(batch) == 1 {
-		// The single-row path, as with group commit off, but waiting for a
-		// lock no longer than a flight may (flightLockWait).
+		// The single-row path, as with group commit off: a statement that
+		// carries a key already waits no longer than a flight may
+		// (flightLockWait), and its ErrKeyInUse is the answer it would get
+		// alone, so it does not go again.
 		m := batch[0]
-		m.out.job, m.out.found, m.out.err = s.insertWaiting(m.ctx, m.p, lockWaitFor(m.p))
-		if errors.Is(m.out.err, errLockWait) {
-			m.out = outcome{alone: true}
-		}
+		m.out.job, m.out.found, m.out.err = s.insert(m.ctx, m.p)
 		return
 	}
 	ctx, stop := untilAllGone(batch)

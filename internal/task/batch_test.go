@@ -306,6 +306,36 @@ func TestGroupCommitKeyHeldElsewhere(t *testing.T) {
 	}
 }
 
+// TestGroupCommitLoneKeyHeldElsewhere: a keyed create that meets its key
+// held by an open transaction, with nothing else in flight, is a flight of
+// one. Its statement waited flightLockWait and then went again alone, to
+// wait as long once more before ErrKeyInUse; now the flight's answer is
+// the ErrKeyInUse it would get alone, and it does not go again.
+func TestGroupCommitLoneKeyHeldElsewhere(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setupRegistered(t, false)
+
+	tx, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	var id int64
+	require.NoError(t, tx.QueryRow(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => 'lone-held')`).Scan(&id))
+
+	statementsBefore, _, aloneBefore := task.GroupStats(bundle.svc)
+	_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "lone-held"})
+	require.ErrorIs(t, err, task.ErrKeyInUse)
+	statements, _, alone := task.GroupStats(bundle.svc)
+	require.Equal(t, aloneBefore, alone, "the flight's answer was final: the request did not go again alone")
+	require.Equal(t, statementsBefore, statements, "a flight of one sends no shared statement")
+
+	require.NoError(t, tx.Commit(ctx))
+	tk, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "lone-held"})
+	require.NoError(t, err)
+	require.False(t, created, "a repeat of the SQL call")
+	require.Equal(t, id, tk.ID)
+}
+
 func TestGroupCommitCancel(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

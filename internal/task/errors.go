@@ -18,7 +18,8 @@ var (
 
 	// ErrKeyInUse means another transaction holds the idempotency key and
 	// has not finished (an app's SQL enqueue still open): the request waited
-	// flightLockWait for it, twice, and wrote nothing. Retried once that
+	// flightLockWait for it (twice when it first shared a statement with
+	// other requests), and wrote nothing. Retried once that
 	// transaction ends, it is answered as a repeat, a conflict, or a new task
 	// if the holder rolled back.
 	ErrKeyInUse = errors.New("a request with this idempotency key is still in progress in another transaction; retry shortly")
