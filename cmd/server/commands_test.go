@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -73,6 +74,29 @@ func TestHealthcheckCommand(t *testing.T) {
 		defer srv.Close()
 		err := healthcheck(t, strings.TrimPrefix(srv.URL, "http://"))
 		require.ErrorContains(t, err, "503")
+	})
+
+	// Found by an attacker (2026-12-07): the check followed a redirect to
+	// another host and took its 200 for the server's readiness.
+	t.Run("RedirectIsNotReady", func(t *testing.T) {
+		t.Parallel()
+		var elsewhere atomic.Int64
+		other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+		defer other.Close()
+		srv := httptest.NewServer(http.RedirectHandler(other.URL+"/anything", http.StatusFound))
+		defer srv.Close()
+		require.ErrorContains(t, healthcheck(t, strings.TrimPrefix(srv.URL, "http://")), "302")
+		require.Zero(t, elsewhere.Load(), "the redirect was not followed")
+	})
+
+	// Nor did it ask through HTTP_PROXY from the image's environment, which
+	// answered for a non-loopback HTTP_ADDR (Go bypasses a proxy for
+	// loopback, so only the setting can be checked here).
+	t.Run("NoProxy", func(t *testing.T) {
+		t.Parallel()
+		transport, ok := healthcheckClient.Transport.(*http.Transport)
+		require.True(t, ok)
+		require.Nil(t, transport.Proxy)
 	})
 
 	t.Run("NothingListening", func(t *testing.T) {

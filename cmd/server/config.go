@@ -29,6 +29,17 @@ const healthcheckTimeout = 4 * time.Second
 // answers 200, for container health checks in images without a shell or
 // curl. An unspecified listen host (":8080", "0.0.0.0:8080") is asked on
 // loopback.
+// healthcheckClient asks the server itself: no proxy from the environment
+// (an image's HTTP_PROXY would answer for whatever address it is given),
+// and no redirect followed (the server's /readyz never redirects, so a 200
+// from elsewhere is not its readiness).
+var healthcheckClient = &http.Client{
+	Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
 func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	// Only the address matters: an image's health check has the server's
 	// environment, but a probe must not fail on a setting it does not use.
@@ -55,7 +66,7 @@ func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := healthcheckClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck %s: %w", url, err)
 	}

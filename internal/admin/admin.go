@@ -27,6 +27,11 @@ import (
 // delete it).
 var ErrQueueNotFound = errors.New("queue not found")
 
+// ErrQueueWildcard is returned for the queue name "*", which River's
+// QueuePause and QueueResume read as every queue: Pause and Resume act on
+// one queue, and change nothing for it.
+var ErrQueueWildcard = errors.New(`"*" names no queue (River reads it as every queue); pause or resume each queue by name`)
+
 // Queue is one queue's state for an operator.
 type Queue struct {
 	// Name is the queue's name.
@@ -144,11 +149,18 @@ func (q *Queues) Get(ctx context.Context, name string) (*Queue, error) {
 	return nil, ErrQueueNotFound
 }
 
+// riverAllQueues is the name River's QueuePause and QueueResume read as
+// every queue.
+const riverAllQueues = "*"
+
 // Pause stops every client from fetching the queue's tasks; running tasks
 // finish. It returns the queue as it now stands.
 //
-// Errors: ErrQueueNotFound.
+// Errors: ErrQueueNotFound, ErrQueueWildcard.
 func (q *Queues) Pause(ctx context.Context, name string) (*Queue, error) {
+	if name == riverAllQueues {
+		return nil, ErrQueueWildcard
+	}
 	if err := q.client.QueuePause(ctx, name, nil); err != nil {
 		return nil, queueError("pause", name, err)
 	}
@@ -157,8 +169,11 @@ func (q *Queues) Pause(ctx context.Context, name string) (*Queue, error) {
 
 // Resume lets clients fetch the queue's tasks again.
 //
-// Errors: ErrQueueNotFound.
+// Errors: ErrQueueNotFound, ErrQueueWildcard.
 func (q *Queues) Resume(ctx context.Context, name string) (*Queue, error) {
+	if name == riverAllQueues {
+		return nil, ErrQueueWildcard
+	}
 	if err := q.client.QueueResume(ctx, name, nil); err != nil {
 		return nil, queueError("resume", name, err)
 	}

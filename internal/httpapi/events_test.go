@@ -572,6 +572,15 @@ func TestReadLinks(t *testing.T) {
 		require.True(t, strings.HasPrefix(body.Page, fmt.Sprintf("/tasks/%d?token=", body.Task.ID)))
 
 		requireProblem(t, b.do(t, http.MethodPost, "/tasks", "seconds=600", "Content-Type", "application/x-www-form-urlencoded", "Accept", "application/json"), http.StatusUnprocessableEntity, "seconds")
+
+		// Found by an attacker (2026-12-07): NaN passed the range check
+		// and failed to encode, a 500; a form over its limit was a 400.
+		before = countRows(t, b.pool)
+		for _, seconds := range []string{"NaN", "nan", "Inf", "-0.5"} {
+			requireProblem(t, b.do(t, http.MethodPost, "/tasks", "seconds="+seconds, "Content-Type", "application/x-www-form-urlencoded", "Accept", "application/json"), http.StatusUnprocessableEntity, "seconds must be a number from 0 to")
+		}
+		requireProblem(t, b.do(t, http.MethodPost, "/tasks", "seconds=1&pad="+strings.Repeat("x", 5000), "Content-Type", "application/x-www-form-urlencoded", "Accept", "application/json"), http.StatusRequestEntityTooLarge, "request body is larger than 4 KiB")
+		require.Equal(t, before, countRows(t, b.pool), "nothing written")
 	})
 
 	t.Run("PagesServedWithPolicy", func(t *testing.T) {

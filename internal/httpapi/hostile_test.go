@@ -96,6 +96,9 @@ func TestHostileInput(t *testing.T) {
 		{name: "TrailingSlash", method: "GET", path: "/v1/tasks/", status: 404, detail: "no such endpoint"},
 		{name: "V1Alone", method: "GET", path: "/v1", status: 404, detail: "no such endpoint"},
 		{name: "PostToHealthz", method: "POST", path: "/healthz", status: 405, detail: "use GET, HEAD"},
+		// A method is any token a client sends: the answer echoes 32 bytes.
+		{name: "HugeMethodNoRoute", method: strings.Repeat("M", 20000), path: "/nothing", status: 404, detail: "no such endpoint: " + strings.Repeat("M", 32) + "… /nothing", maxBody: 4096},
+		{name: "HugeMethodKnownPath", method: strings.Repeat("M", 20000), path: "/healthz", status: 405, detail: strings.Repeat("M", 32) + "… /healthz is not supported", maxBody: 4096},
 		{name: "DeleteReadyz", method: "DELETE", path: "/readyz", status: 405, detail: "use GET, HEAD"},
 
 		// Times: RFC 3339 offsets stop at ±23:59.

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/handoff/handoff/internal/admin"
 	"github.com/handoff/handoff/internal/jsonstrict"
+	"github.com/handoff/handoff/internal/metrics"
 )
 
 // OperatorOpts configure the operator routes: GET /metrics, the River UI
@@ -92,16 +94,63 @@ func readOnly(logger *slog.Logger, on bool, next http.Handler) http.Handler {
 func crossOrigin(logger *slog.Logger, next http.Handler) http.Handler {
 	protection := http.NewCrossOriginProtection()
 	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		logger.WarnContext(r.Context(), "cross-origin request refused", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("origin", r.Header.Get("Origin")))
+		logger.WarnContext(r.Context(), "cross-origin request refused", slog.String("method", metrics.MethodLabel(r.Method)), slog.String("path", r.URL.Path), slog.String("origin", r.Header.Get("Origin")))
 		writeProblem(w, r, logger, &requestError{status: http.StatusForbidden, detail: "cross-origin request refused"})
 	}))
 	return protection.Handler(next)
 }
 
+// operatorHeaders sets what every operator answer carries. River UI's
+// bulk cancel, retry and delete are one click away, and cross-origin
+// protection lets a framed page's clicks through (they are same-origin),
+// so no other site may frame any of it. Its JSON shows every tenant's
+// args: no cache keeps it, except River UI's static assets
+// (/riverui/assets/, the same for everybody).
+func operatorHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if strings.HasPrefix(r.URL.Path, "/riverui/assets/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// Set as the header is written: net/http's file server drops
+		// Cache-Control from an error (River UI's path to its page for a
+		// route of its own, /riverui/jobs).
+		next.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r)
+	})
+}
+
+// noStoreWriter sets Cache-Control: no-store on the header it writes.
+type noStoreWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *noStoreWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *noStoreWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p) //nolint:wrapcheck // a pass-through writer
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *noStoreWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // operator is the chain every operator route gets, outermost first:
-// cross-origin protection, credentials, read-only mode.
+// its headers, cross-origin protection, credentials, read-only mode.
 func operator(logger *slog.Logger, opts *OperatorOpts, next http.Handler) http.Handler {
-	return crossOrigin(logger, requireOperator(logger, opts, readOnly(logger, opts.ReadOnly, next)))
+	return operatorHeaders(crossOrigin(logger, requireOperator(logger, opts, readOnly(logger, opts.ReadOnly, next))))
 }
 
 // queuesResponse is GET /v1/queues's body.
@@ -155,6 +204,9 @@ func handleQueueChange(logger *slog.Logger, change func(ctx context.Context, nam
 
 // queueProblem maps the queue service's errors.
 func queueProblem(name string, err error) error {
+	if errors.Is(err, admin.ErrQueueWildcard) {
+		return &requestError{status: http.StatusUnprocessableEntity, detail: admin.ErrQueueWildcard.Error()}
+	}
 	if errors.Is(err, admin.ErrQueueNotFound) {
 		return &requestError{status: http.StatusNotFound, detail: "queue " + jsonstrict.Quote(name) + " not found: no client has worked it"}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,45 @@ func TestOperatorCrossOrigin(t *testing.T) {
 	require.Equal(t, "cancelled", taskState(t, bundle.pool, ids[0]))
 }
 
+// TestOperatorNotFramed: cross-origin protection lets a framed dashboard's
+// clicks through (they are same-origin), so another site could frame River
+// UI under the operator's cached credentials and lead them to bulk cancel.
+// No operator answer may be framed; none but River UI's static assets may
+// be cached (its JSON shows every tenant's args).
+func TestOperatorNotFramed(t *testing.T) {
+	t.Parallel()
+	bundle := operatorSetup(t, false, nil)
+	page := bundle.do(t, http.MethodGet, "/riverui/", "", asOperator()...)
+	require.Equal(t, http.StatusOK, page.status)
+	asset := regexp.MustCompile(`/riverui/assets/[^"']+\.js`).FindString(string(page.body))
+	require.NotEmpty(t, asset, "River UI's page names its script")
+
+	for _, c := range []struct {
+		path    string
+		headers []string
+		status  int
+	}{
+		{"/riverui/", asOperator(), http.StatusOK},
+		{"/riverui/jobs", asOperator(), http.StatusOK},
+		{"/riverui/api/jobs?state=available", asOperator(), http.StatusOK},
+		{"/v1/queues", asOperator(), http.StatusOK},
+		{"/metrics", asOperator(), http.StatusOK},
+		{asset, asOperator(), http.StatusOK},
+		{"/riverui/", nil, http.StatusUnauthorized},
+	} {
+		r := bundle.do(t, http.MethodGet, c.path, "", c.headers...)
+		require.Equal(t, c.status, r.status, "%s: %s", c.path, r.body)
+		require.Equal(t, "DENY", r.header.Get("X-Frame-Options"), c.path)
+		require.Equal(t, "frame-ancestors 'none'", r.header.Get("Content-Security-Policy"), c.path)
+		require.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"), c.path)
+		if c.path == asset {
+			require.Empty(t, r.header.Get("Cache-Control"), "a static asset may be cached")
+		} else {
+			require.Equal(t, "no-store", r.header.Get("Cache-Control"), c.path)
+		}
+	}
+}
+
 func TestOperatorReadOnly(t *testing.T) {
 	t.Parallel()
 	bundle := operatorSetup(t, false, func(o *httpapi.OperatorOpts) { o.ReadOnly = true })
@@ -310,6 +350,13 @@ func TestQueueControl(t *testing.T) {
 
 	r = bundle.do(t, http.MethodPost, "/v1/queues/nosuch/pause", "", asOperator()...)
 	requireProblem(t, r, http.StatusNotFound, `queue "nosuch"`)
+
+	// "*" is River's every queue: it paused them all and answered 404.
+	for _, action := range []string{"pause", "resume"} {
+		r = bundle.do(t, http.MethodPost, "/v1/queues/*/"+action, "", asOperator()...)
+		requireProblem(t, r, http.StatusUnprocessableEntity, `"*" names no queue`)
+		require.False(t, getQueue(river.QueueDefault).Paused, "%s of * changed nothing", action)
+	}
 
 	// Strict like every /v1 route: unknown query parameters and body
 	// fields are refused and change nothing; an echoed name is cut.

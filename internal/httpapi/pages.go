@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -84,11 +85,17 @@ type formCreated struct {
 func handleFormCreate(logger *slog.Logger, tasks *task.Service, tokens *live.TokenSigner) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeProblem(w, r, logger, err)
+				return
+			}
 			writeProblem(w, r, logger, badRequest("the form could not be read: "+err.Error()))
 			return
 		}
 		seconds, err := strconv.ParseFloat(r.PostForm.Get("seconds"), 64)
-		if err != nil || seconds < 0 || seconds > FormMaxSeconds {
+		// Written so that NaN, which ParseFloat reads, fails it.
+		if err != nil || !(seconds >= 0 && seconds <= FormMaxSeconds) {
 			writeProblem(w, r, logger, &requestError{
 				status: http.StatusUnprocessableEntity,
 				detail: fmt.Sprintf("seconds must be a number from 0 to %d", FormMaxSeconds),

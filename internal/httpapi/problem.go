@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/handoff/handoff/internal/metrics"
 	"github.com/handoff/handoff/internal/task"
 )
 
@@ -78,7 +79,7 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 		}
 	case errors.As(err, &maxBytesErr):
 		p.Status = http.StatusRequestEntityTooLarge
-		p.Detail = "request body is larger than 1 MiB"
+		p.Detail = "request body is larger than " + byteSize(maxBytesErr.Limit)
 	case errors.As(err, &validation):
 		p.Status, p.Detail, p.Errors = http.StatusUnprocessableEntity, "the request is invalid: "+validation.Error(), validation.Fields
 	case errors.Is(err, task.ErrNotFound):
@@ -111,7 +112,7 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 		header.Set("Retry-After", "1")
 		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is unavailable or too slow right now; retry shortly"
 	default:
-		logger.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+		logger.ErrorContext(r.Context(), "internal error", slog.String("method", metrics.MethodLabel(r.Method)), slog.String("path", r.URL.Path), slog.Any("error", err))
 		p.Status, p.Detail = http.StatusInternalServerError, "an internal error occurred; it has been logged"
 	}
 	p.Title = http.StatusText(p.Status)
@@ -164,13 +165,35 @@ func isUnavailable(err error) bool {
 func handleMethodNotAllowed(logger *slog.Logger, allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeProblem(w, r, logger, &requestError{status: http.StatusMethodNotAllowed, detail: fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, allow)})
+		writeProblem(w, r, logger, &requestError{status: http.StatusMethodNotAllowed, detail: fmt.Sprintf("%s %s is not supported; use %s", shownMethod(r.Method), r.URL.Path, allow)})
 	})
 }
 
 // handleNotFound answers requests no route matches.
 func handleNotFound(logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, logger, &requestError{status: http.StatusNotFound, detail: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		writeProblem(w, r, logger, &requestError{status: http.StatusNotFound, detail: "no such endpoint: " + shownMethod(r.Method) + " " + r.URL.Path})
 	})
+}
+
+// shownMethod is a request's method as an answer may echo it: a method is
+// any token the client sends, up to the header limit, so one that is not
+// among net/http's nine is cut to 32 bytes (a token is ASCII).
+func shownMethod(method string) string {
+	const most = 32
+	if metrics.MethodLabel(method) == "other" && len(method) > most {
+		return method[:most] + "…"
+	}
+	return method
+}
+
+// byteSize writes a body limit as people read it: 1 MiB, 4 KiB, 100 bytes.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

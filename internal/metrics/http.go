@@ -55,9 +55,24 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 		if route == "" {
 			route = "none"
 		}
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.Status)).Inc()
-		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		method := MethodLabel(r.Method)
+		m.httpRequests.WithLabelValues(route, method, strconv.Itoa(rec.Status)).Inc()
+		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})
+}
+
+// MethodLabel is method as a label value of bounded cardinality: one of
+// net/http's nine methods, else "other". A request's method is any token
+// the client sends (up to the header limit, 64 KiB), counted before any
+// authentication, so a label of it as sent would let anybody who reaches
+// the port add series, each kept for the life of the process.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // StatusRecorder remembers the status a handler wrote.

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -354,4 +356,54 @@ func TestRiverMiddlewareCancelAndStop(t *testing.T) {
 	require.Zero(t, counter("handoff_task_attempts_failed_total"), "neither the cancel nor the stop is a failed attempt")
 	require.Zero(t, counter("handoff_tasks_discarded_total"))
 	require.InDelta(t, 1, counter("handoff_tasks_cancelled_total"), 0)
+}
+
+// TestInstrumentBoundsMethods: a request's method is whatever token the
+// client sends, counted before any authentication. Each made-up method was
+// a new series of handoff_http_requests_total and of the duration
+// histogram, kept for the life of the process: 200 long ones took a
+// scrape from 0.3 to 204 MB. Now they all count as "other".
+func TestInstrumentBoundsMethods(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(pgtest.NewDB(t), pgtest.Logger(t), &metrics.Opts{Queues: map[string]int{"default": 1}, Kinds: []string{"noop"}})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ok", func(http.ResponseWriter, *http.Request) {})
+	srv := httptest.NewServer(m.Instrument(metrics.WithRoute(mux)))
+	defer srv.Close()
+
+	send := func(method string) {
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+"/ok", nil)
+		require.NoError(t, err)
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+	}
+	made := []string{"M1", "PROPFIND", "get", strings.Repeat("X", 4000)}
+	for i := range 50 {
+		made = append(made, "M"+strconv.Itoa(i))
+	}
+	for _, method := range made {
+		send(method)
+	}
+	send(http.MethodGet)
+	send(http.MethodDelete)
+
+	families := scrape(t, m.Handler())
+	methods := map[string]float64{}
+	for _, name := range []string{"handoff_http_requests_total", "handoff_http_request_duration_seconds"} {
+		for _, metric := range families[name].GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "method" {
+					methods[name+" "+l.GetValue()]++
+				}
+			}
+		}
+	}
+	require.Equal(t, map[string]float64{
+		"handoff_http_requests_total GET": 1, "handoff_http_requests_total DELETE": 1, "handoff_http_requests_total other": 1,
+		"handoff_http_request_duration_seconds GET": 1, "handoff_http_request_duration_seconds DELETE": 1, "handoff_http_request_duration_seconds other": 1,
+	}, methods, "one series per method label")
+	got, ok := value(t, families, "handoff_http_requests_total", map[string]string{"method": "other"})
+	require.True(t, ok)
+	require.InDelta(t, float64(len(made)), got, 0, "every made-up method counted, as other")
 }
