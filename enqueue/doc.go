@@ -23,7 +23,10 @@
 // Idempotency keys behave as over HTTP and SQL, per tenant: the same key
 // with the same request returns the same task; with another request,
 // Enqueue returns an *IdempotencyConflictError naming the task that holds
-// it. Either error from the database aborts the transaction, as any failed
-// statement does; errors found before the database is asked
-// (*ValidationError from the Go checks) leave it usable.
+// it. After any error, roll the transaction back, as after an error from
+// River's ...Tx methods: whatever the database refuses (a conflict, a
+// *ValidationError for a queue or kind the server does not serve when
+// Config leaves that check to it) aborts the transaction, as any failed
+// statement does. Only a *ValidationError from the Go checks, found before
+// the database is asked, leaves it usable.
 package enqueue

@@ -579,7 +579,7 @@ func TestHTTPWorker(t *testing.T) {
 		row, _ := bundle.waitFinal(t, res.Job.ID)
 		require.Equal(t, "discarded", row.State)
 		require.Equal(t, int16(1), row.Attempt)
-		require.Contains(t, taskErrors(t, row)[0].Error, "not sent: invalid args: url: must be an absolute http:// or https:// URL")
+		require.Contains(t, taskErrors(t, row)[0].Error, "not run: its args are invalid: url: must be an absolute http:// or https:// URL")
 	})
 }
 
@@ -691,16 +691,23 @@ func TestHTTPWorkerInTx(t *testing.T) {
 // TestUndecodableArgsDiscarded: a job whose args its worker cannot decode
 // (handoff.enqueue checks only the top-level fields; a job may also be
 // inserted into river_job straight) ends discarded after its first attempt,
-// with the decoder's reason, instead of failing every attempt it has.
+// with the decoder's reason, instead of failing every attempt it has; so
+// does one whose args decode but fail the kind's Validate, without running.
 func TestUndecodableArgsDiscarded(t *testing.T) {
 	t.Parallel()
 	b := setupHTTP(t, httpOpts{})
 
-	cases := map[string]struct{ kind, args, reason string }{
-		"header not a string":  {"http", `{"url": "http://127.0.0.1:1/", "headers": {"a": 1}}`, "HTTPArgs.headers of type string"},
-		"header a list":        {"http", `{"url": "http://127.0.0.1:1/", "headers": {"a": ["x"]}}`, "HTTPArgs.headers of type string"},
-		"count with fraction":  {"sleep", `{"seconds": 0, "fail_times": 1.0}`, "SleepArgs.fail_times of type int"},
-		"seconds not a number": {"sleep", `{"seconds": "1"}`, "SleepArgs.seconds of type float64"},
+	const undecodable, invalid = "not run: its args cannot be decoded", "not run: its args are invalid"
+	cases := map[string]struct{ kind, args, not, reason string }{
+		"header not a string":  {"http", `{"url": "http://127.0.0.1:1/", "headers": {"a": 1}}`, undecodable, "HTTPArgs.headers of type string"},
+		"header a list":        {"http", `{"url": "http://127.0.0.1:1/", "headers": {"a": ["x"]}}`, undecodable, "HTTPArgs.headers of type string"},
+		"count with fraction":  {"sleep", `{"seconds": 0, "fail_times": 1.0}`, undecodable, "SleepArgs.fail_times of type int"},
+		"seconds not a number": {"sleep", `{"seconds": "1"}`, undecodable, "SleepArgs.seconds of type float64"},
+		// Args that decode but that the kind's Validate refuses (what a
+		// kind's handoff tags cannot say, for SQL) never reach the worker:
+		// this sleep would run for two hours.
+		"seconds beyond bound": {"sleep", `{"seconds": 7200}`, invalid, "seconds: must be between 0 and 3600"},
+		"url not http":         {"http", `{"url": "ftp://example.com/"}`, invalid, "url: "},
 	}
 	ids := map[string]int64{}
 	for name, c := range cases {
@@ -732,7 +739,7 @@ func TestUndecodableArgsDiscarded(t *testing.T) {
 		var errs []struct{ Error string }
 		require.NoError(t, json.Unmarshal(row.Errors, &errs), name)
 		require.Len(t, errs, 1, name)
-		require.Contains(t, errs[0].Error, "not run: its args cannot be decoded", name)
+		require.Contains(t, errs[0].Error, c.not, name)
 		require.Contains(t, errs[0].Error, c.reason, name)
 		seamtest.RequireNoDrift(t, b.pool, ids[name])
 	}

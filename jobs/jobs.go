@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/handoff/handoff/internal/jsonstrict"
+	"github.com/handoff/handoff/internal/riverseam"
 )
 
 // Args is what every kind's args type provides: River's Kind and a Validate
@@ -60,8 +61,9 @@ func Kinds(deps Deps) []Kind {
 
 // CheckArgs returns a function that tells whether encoded args decode, as
 // River decodes them for the worker (encoding/json), into the args type of
-// their kind among kinds: nil when they do or the kind is not among kinds,
-// else the decoder's error. riverseam.Middleware.CheckArgs takes it.
+// their kind among kinds, and pass its Validate: nil when they do or the
+// kind is not among kinds, else the decoder's error, or Validate's wrapped
+// in riverseam.ErrArgsInvalid. riverseam.Middleware.CheckArgs takes it.
 func CheckArgs(kinds []Kind) func(kind string, encodedArgs []byte) error {
 	types := make(map[string]reflect.Type, len(kinds))
 	for _, k := range kinds {
@@ -72,8 +74,34 @@ func CheckArgs(kinds []Kind) func(kind string, encodedArgs []byte) error {
 		if !ok {
 			return nil
 		}
-		return json.Unmarshal(encodedArgs, reflect.New(t).Interface())
+		args := reflect.New(t)
+		if err := json.Unmarshal(encodedArgs, args.Interface()); err != nil {
+			return err //nolint:wrapcheck // the decoder's words are the reason
+		}
+		if v, ok := args.Elem().Interface().(Args); ok {
+			if err := v.Validate(); err != nil {
+				return fmt.Errorf("%w: %w", riverseam.ErrArgsInvalid, err)
+			}
+		}
+		return nil
 	}
+}
+
+// validatingWorker runs its kind's Validate before the work: the API and
+// the Go package refuse args that Validate refuses, but SQL enqueue checks
+// only what the kind's fields and handoff tags say (handoff.kinds), and a
+// job can be inserted into river_job straight. Such args never reach the
+// worker: the attempt fails with riverseam.ErrArgsInvalid, and the seam's
+// middleware discards the task with Validate's reason (CheckArgs).
+type validatingWorker[T Args] struct {
+	river.Worker[T]
+}
+
+func (w validatingWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
+	if err := job.Args.Validate(); err != nil {
+		return fmt.Errorf("not run: %w: %w", riverseam.ErrArgsInvalid, err)
+	}
+	return w.Worker.Work(ctx, job) //nolint:wrapcheck // the worker's own error
 }
 
 // Kind is one task kind: its name, how to parse its args, and how to register
@@ -129,7 +157,7 @@ func NewKind[T Args](worker river.Worker[T]) Kind {
 			return nil, merged
 		},
 		addWorkerFunc: func(workers *river.Workers) error {
-			return river.AddWorkerSafely(workers, worker)
+			return river.AddWorkerSafely[T](workers, validatingWorker[T]{Worker: worker})
 		},
 	}
 }

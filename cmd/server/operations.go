@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/handoff/handoff/internal/admin"
@@ -36,6 +37,13 @@ func newOperations(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	tracing, err := telemetry.New(ctx, cfg.TracesExporter)
 	if err != nil {
 		return nil, err
+	}
+	if tracing.Enabled {
+		// The SDK's own errors (an export that failed) as log lines like
+		// every other, not plain text from the standard logger.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.WarnContext(ctx, "tracing", slog.Any("error", err))
+		}))
 	}
 	workers := map[string]int{}
 	for name, q := range queues {

@@ -297,7 +297,7 @@ func Options() []Option {
 			value: func(c *Config) string { return strconv.Itoa(c.EffectiveLiveMaxStreamsPerTenant()) },
 		},
 		{
-			Name: "PUBLIC_URL", Default: "`http://` + the listen address", Meaning: "the base URL at which the receivers of `http` tasks reach this server to report progress (`Handoff-Progress-URL`); set it behind a load balancer",
+			Name: "PUBLIC_URL", Default: "`http://` + the listen address (an unspecified host, `0.0.0.0`, as `127.0.0.1`)", Meaning: "the base URL at which the receivers of `http` tasks reach this server to report progress (`Handoff-Progress-URL`); set it behind a load balancer",
 			parse: func(p *parser, c *Config) { c.PublicURL = p.baseURL("PUBLIC_URL") },
 			value: func(c *Config) string { return c.EffectivePublicURL() },
 		},

@@ -3,6 +3,7 @@ package riverseam
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -78,9 +79,10 @@ type Middleware struct {
 	inline    atomic.Int64
 
 	// CheckArgs, when set, tells whether a job's args decode for its kind
-	// (jobs.CheckArgs), as River decodes them before the worker runs. It is
-	// asked only when an attempt fails; a job whose args do not decode is
-	// discarded at once instead of retried.
+	// (jobs.CheckArgs), as River decodes them before the worker runs, and
+	// pass the kind's Validate (else an error wrapping ErrArgsInvalid). It
+	// is asked only when an attempt fails; a job whose args do not decode,
+	// or are invalid, is discarded at once instead of retried.
 	CheckArgs func(kind string, encodedArgs []byte) error
 }
 
@@ -140,6 +142,10 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	return nil
 }
 
+// ErrArgsInvalid marks args that decode but that their kind's Validate
+// refuses: "its args are invalid: <Validate's reasons>".
+var ErrArgsInvalid = errors.New("its args are invalid")
+
 // discardUndecodable ends a job whose args its worker can never decode
 // discarded at once, with why as its last error, rather than retrying it
 // until its attempts are used up: the args of a job inserted by SQL
@@ -148,6 +154,9 @@ func (m *Middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 // as it would have.
 func (m *Middleware) discardUndecodable(ctx context.Context, job *rivertype.JobRow, why, err error) error {
 	cause := fmt.Errorf("not run: its args cannot be decoded: %w", why)
+	if errors.Is(why, ErrArgsInvalid) {
+		cause = fmt.Errorf("not run: %w", why)
+	}
 	discardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
 	defer cancel()
 	discardErr := pgx.BeginFunc(discardCtx, m.pool, func(tx pgx.Tx) error {

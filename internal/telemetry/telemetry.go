@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/riverqueue/river/rivertype"
 	"github.com/riverqueue/rivercontrib/otelriver"
@@ -60,7 +61,7 @@ func New(ctx context.Context, exporter string) (*Tracing, error) {
 	case "", "none":
 		return &Tracing{Provider: tracenoop.NewTracerProvider()}, nil
 	case "otlp":
-		exp, err := otlptracehttp.New(ctx)
+		exp, err := otlptracehttp.New(ctx, exporterOptions(os.Getenv)...)
 		if err != nil {
 			return nil, fmt.Errorf("create OTLP trace exporter: %w", err)
 		}
@@ -68,6 +69,23 @@ func New(ctx context.Context, exporter string) (*Tracing, error) {
 	default:
 		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: Handoff supports otlp or none", exporter)
 	}
+}
+
+// exporterOptions are the OTLP exporter's options beyond what the SDK reads
+// from the environment itself. With no endpoint and no OTEL_*_INSECURE set,
+// the exporter is told to send plain HTTP: the specification's default
+// endpoint is http://localhost:4318 (a collector beside the process), but
+// the Go SDK's is https://, so that spans never reached such a collector.
+func exporterOptions(getenv func(string) string) []otlptracehttp.Option {
+	for _, name := range []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+	} {
+		if getenv(name) != "" {
+			return nil
+		}
+	}
+	return []otlptracehttp.Option{otlptracehttp.WithInsecure()}
 }
 
 // NewWithExporter returns tracing that sends spans through the given span

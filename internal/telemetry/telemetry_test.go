@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -178,4 +180,44 @@ func TestNewOff(t *testing.T) {
 	}
 	_, err := telemetry.New(t.Context(), "zipkin")
 	require.ErrorContains(t, err, `OTEL_TRACES_EXPORTER="zipkin"`)
+}
+
+// TestNewOTLPDefaultIsPlainHTTP: with no OTEL_EXPORTER_OTLP_* set, spans
+// go to http://localhost:4318, the specification's default and what
+// docs/operations.md says. The Go SDK's own default is https://, which a
+// collector on localhost does not speak: a tester saw no span arrive.
+func TestNewOTLPDefaultIsPlainHTTP(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE"} {
+		if os.Getenv(name) != "" {
+			t.Skipf("%s is set in the environment: the default is not in use", name)
+		}
+	}
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:4318")
+	if err != nil {
+		t.Skipf("the default collector port is taken here: %v", err)
+	}
+	got := make(chan string, 10)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.URL.Path
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	tracing, err := telemetry.New(t.Context(), "otlp")
+	require.NoError(t, err)
+	_, span := tracing.Provider.Tracer("test").Start(t.Context(), "one span")
+	span.End()
+	// The deadline only stops a hang: over https the exporter retries for
+	// a minute.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	require.NoError(t, tracing.Shutdown(ctx), "the span was exported over plain HTTP")
+	select {
+	case req := <-got:
+		require.Equal(t, "POST /v1/traces", req)
+	default:
+		t.Fatal("the collector on localhost:4318 received nothing")
+	}
 }
