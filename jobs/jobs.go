@@ -29,7 +29,13 @@ import (
 type Args interface {
 	river.JobArgs
 
-	// Validate returns nil or a ArgsError naming every bad field.
+	// Validate returns nil or a ArgsError naming every bad field. It must
+	// depend on the args alone (no clock, environment or network): it runs
+	// when a task is created through the API or the Go package, and again
+	// before every attempt, where a refusal discards the task for good.
+	// Loosening it is not rolling-safe: a replica still running the old
+	// rule discards what a new one accepted (deploy the new rule first,
+	// then let clients use it).
 	Validate() error
 }
 
@@ -99,7 +105,9 @@ type validatingWorker[T Args] struct {
 
 func (w validatingWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	if err := job.Args.Validate(); err != nil {
-		return fmt.Errorf("not run: %w: %w", riverseam.ErrArgsInvalid, err)
+		// A cancel, so that the task ends at once even without the seam's
+		// middleware, which discards it with this reason.
+		return river.JobCancel(fmt.Errorf("not run: %w: %w", riverseam.ErrArgsInvalid, err))
 	}
 	return w.Worker.Work(ctx, job) //nolint:wrapcheck // the worker's own error
 }

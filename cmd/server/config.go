@@ -25,10 +25,6 @@ func printConfig(getenv func(string) string, stdout io.Writer) error {
 // container health check's own timeout.
 const healthcheckTimeout = 4 * time.Second
 
-// healthcheck is `handoff healthcheck`: nil when GET /readyz on HTTP_ADDR
-// answers 200, for container health checks in images without a shell or
-// curl. An unspecified listen host (":8080", "0.0.0.0:8080") is asked on
-// loopback.
 // healthcheckClient asks the server itself: no proxy from the environment
 // (an image's HTTP_PROXY would answer for whatever address it is given),
 // and no redirect followed (the server's /readyz never redirects, so a 200
@@ -40,6 +36,10 @@ var healthcheckClient = &http.Client{
 	},
 }
 
+// healthcheck is `handoff healthcheck`: nil when GET /readyz on HTTP_ADDR
+// answers 200, for container health checks in images without a shell or
+// curl. An unspecified listen host (":8080", "0.0.0.0:8080") is asked on
+// loopback.
 func healthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	// Only the address matters: an image's health check has the server's
 	// environment, but a probe must not fail on a setting it does not use.

@@ -63,7 +63,7 @@ func logRequest(logger *slog.Logger, next http.Handler) http.Handler {
 			return
 		}
 		attrs := []slog.Attr{
-			slog.String("method", metrics.MethodLabel(r.Method)),
+			slog.String("method", shownMethod(r.Method)),
 			slog.String("route", route),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.Status),

@@ -11,7 +11,6 @@ import (
 
 	"github.com/handoff/handoff/internal/admin"
 	"github.com/handoff/handoff/internal/jsonstrict"
-	"github.com/handoff/handoff/internal/metrics"
 )
 
 // OperatorOpts configure the operator routes: GET /metrics, the River UI
@@ -94,7 +93,7 @@ func readOnly(logger *slog.Logger, on bool, next http.Handler) http.Handler {
 func crossOrigin(logger *slog.Logger, next http.Handler) http.Handler {
 	protection := http.NewCrossOriginProtection()
 	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		logger.WarnContext(r.Context(), "cross-origin request refused", slog.String("method", metrics.MethodLabel(r.Method)), slog.String("path", r.URL.Path), slog.String("origin", r.Header.Get("Origin")))
+		logger.WarnContext(r.Context(), "cross-origin request refused", slog.String("method", shownMethod(r.Method)), slog.String("path", r.URL.Path), slog.String("origin", r.Header.Get("Origin")))
 		writeProblem(w, r, logger, &requestError{status: http.StatusForbidden, detail: "cross-origin request refused"})
 	}))
 	return protection.Handler(next)
@@ -116,9 +115,10 @@ func operatorHeaders(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		// Set as the header is written: net/http's file server drops
-		// Cache-Control from an error (River UI's path to its page for a
-		// route of its own, /riverui/jobs).
+		// Set now, and again as the header is written: net/http's file
+		// server drops Cache-Control from an error (River UI's path to its
+		// page for a route of its own, /riverui/jobs).
+		h.Set("Cache-Control", "no-store")
 		next.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r)
 	})
 }
@@ -142,6 +142,14 @@ func (w *noStoreWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(p) //nolint:wrapcheck // a pass-through writer
+}
+
+// Flush sends what is buffered, the header with no-store first.
+func (w *noStoreWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the connection.

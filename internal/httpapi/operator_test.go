@@ -232,6 +232,14 @@ func TestOperatorNotFramed(t *testing.T) {
 			require.Equal(t, "no-store", r.header.Get("Cache-Control"), c.path)
 		}
 	}
+	// The 405s of the operator paths too.
+	for _, path := range []string{"/v1/queues", "/v1/queues/default/pause", "/metrics"} {
+		method := http.MethodDelete
+		r := bundle.do(t, method, path, "", asOperator()...)
+		require.Equal(t, http.StatusMethodNotAllowed, r.status, path)
+		require.Equal(t, "DENY", r.header.Get("X-Frame-Options"), path)
+		require.Equal(t, "no-store", r.header.Get("Cache-Control"), path)
+	}
 }
 
 func TestOperatorReadOnly(t *testing.T) {

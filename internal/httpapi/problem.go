@@ -112,7 +112,7 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 		header.Set("Retry-After", "1")
 		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is unavailable or too slow right now; retry shortly"
 	default:
-		logger.ErrorContext(r.Context(), "internal error", slog.String("method", metrics.MethodLabel(r.Method)), slog.String("path", r.URL.Path), slog.Any("error", err))
+		logger.ErrorContext(r.Context(), "internal error", slog.String("method", shownMethod(r.Method)), slog.String("path", r.URL.Path), slog.Any("error", err))
 		p.Status, p.Detail = http.StatusInternalServerError, "an internal error occurred; it has been logged"
 	}
 	p.Title = http.StatusText(p.Status)

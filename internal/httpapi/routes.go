@@ -103,11 +103,11 @@ func addOperatorRoutes(mux *http.ServeMux, logger *slog.Logger, opts *OperatorOp
 		mux.Handle("GET /v1/queues", guard(handleQueueList(logger, opts.Queues)))
 		mux.Handle("POST /v1/queues/{name}/pause", guard(handleQueuePause(logger, opts.Queues)))
 		mux.Handle("POST /v1/queues/{name}/resume", guard(handleQueueResume(logger, opts.Queues)))
-		mux.Handle("/v1/queues", handleMethodNotAllowed(logger, "GET, HEAD"))
-		mux.Handle("/v1/queues/{name}/pause", handleMethodNotAllowed(logger, "POST"))
-		mux.Handle("/v1/queues/{name}/resume", handleMethodNotAllowed(logger, "POST"))
+		mux.Handle("/v1/queues", operatorHeaders(handleMethodNotAllowed(logger, "GET, HEAD")))
+		mux.Handle("/v1/queues/{name}/pause", operatorHeaders(handleMethodNotAllowed(logger, "POST")))
+		mux.Handle("/v1/queues/{name}/resume", operatorHeaders(handleMethodNotAllowed(logger, "POST")))
 	}
 	if m != nil {
-		mux.Handle("/metrics", handleMethodNotAllowed(logger, "GET, HEAD"))
+		mux.Handle("/metrics", operatorHeaders(handleMethodNotAllowed(logger, "GET, HEAD")))
 	}
 }

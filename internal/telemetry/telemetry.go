@@ -71,16 +71,23 @@ func New(ctx context.Context, exporter string) (*Tracing, error) {
 	}
 }
 
+// tlsChoices are the variables with which an operator chooses the OTLP
+// exporter's endpoint or transport security: any of them set, the SDK's
+// reading of them stands.
+var tlsChoices = []string{
+	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+	"OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+}
+
 // exporterOptions are the OTLP exporter's options beyond what the SDK reads
-// from the environment itself. With no endpoint and no OTEL_*_INSECURE set,
-// the exporter is told to send plain HTTP: the specification's default
+// from the environment itself. With no endpoint and no transport security
+// chosen (tlsChoices), the exporter is told to send plain HTTP: the specification's default
 // endpoint is http://localhost:4318 (a collector beside the process), but
 // the Go SDK's is https://, so that spans never reached such a collector.
 func exporterOptions(getenv func(string) string) []otlptracehttp.Option {
-	for _, name := range []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-		"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
-	} {
+	for _, name := range tlsChoices {
 		if getenv(name) != "" {
 			return nil
 		}
