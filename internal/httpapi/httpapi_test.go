@@ -372,4 +372,17 @@ func TestKeyHeldByOpenTransaction(t *testing.T) {
 	require.NoError(t, holder.Rollback(ctx))
 	r = bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop", "idempotency_key": "held"}`)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+
+	// The tables themselves locked by another session (a migration's DDL,
+	// LOCK TABLE) are the server's condition: 503, not the key's 409.
+	locker, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = locker.Exec(ctx, "LOCK TABLE task_records IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+	before = countRows(t, bundle.pool)
+	r = bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop", "idempotency_key": "behind-a-lock"}`)
+	requireProblem(t, r, http.StatusServiceUnavailable, "the task tables are locked by another session")
+	require.Equal(t, "1", r.header.Get("Retry-After"))
+	require.NoError(t, locker.Rollback(ctx))
+	require.Equal(t, before, countRows(t, bundle.pool), "nothing written")
 }

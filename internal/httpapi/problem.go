@@ -94,6 +94,10 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 	case errors.Is(err, task.ErrKeyInUse):
 		header.Set("Retry-After", "1")
 		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, task.ErrTablesLocked):
+		logger.WarnContext(r.Context(), "task tables locked", slog.String("path", r.URL.Path))
+		header.Set("Retry-After", "1")
+		p.Status, p.Detail = http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

@@ -336,6 +336,32 @@ func TestGroupCommitLoneKeyHeldElsewhere(t *testing.T) {
 	require.Equal(t, id, tk.ID)
 }
 
+// TestKeyedCreateTablesLocked: a keyed create that gives up its wait
+// because another session holds the task tables (LOCK TABLE, a
+// migration's DDL) is told so (ErrTablesLocked, a 503), not that its key
+// is in use (ErrKeyInUse, a 409 that blames the client's own request).
+// Nothing is written, and once the lock is gone the request is created.
+// Found by make chaos: its overload scenario, which locks task_records
+// under load, saw a 409.
+func TestKeyedCreateTablesLocked(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setupRegistered(t, false)
+	release := lockTasks(t, bundle.pool)
+	req := task.CreateRequest{Kind: "noop", IdempotencyKey: "behind-a-table-lock"}
+	_, _, err := bundle.svc.Create(ctx, req)
+	require.ErrorIs(t, err, task.ErrTablesLocked)
+	require.NotErrorIs(t, err, task.ErrKeyInUse)
+	release()
+	tasks, jobRows := countRows(t, bundle.pool)
+	require.Zero(t, tasks)
+	require.Zero(t, jobRows)
+
+	_, created, err := bundle.svc.Create(ctx, req)
+	require.NoError(t, err)
+	require.True(t, created)
+}
+
 func TestGroupCommitCancel(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

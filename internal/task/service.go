@@ -218,9 +218,35 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 	}
 	job, found, err = s.insertWaiting(ctx, p, flightLockWait)
 	if errors.Is(err, errLockWait) {
-		err = ErrKeyInUse
+		err = s.lockWaitError(ctx)
 	}
 	return job, found, err
+}
+
+// tablesLockedSQL tells whether another session holds a lock on river_job
+// or task_records that an INSERT's ROW EXCLUSIVE lock waits for (LOCK
+// TABLE, most DDL, a migration). Inline, not sqlc: sqlc's catalog has no
+// pg_locks.
+const tablesLockedSQL = `SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE granted AND locktype = 'relation'
+      AND relation IN ('river_job'::regclass, 'task_records'::regclass)
+      AND mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))`
+
+// lockWaitError is the error of a keyed insert that gave up waiting for a
+// lock: ErrTablesLocked when another session holds the tables themselves
+// (a server-side wait, whoever the caller), else ErrKeyInUse, since the
+// one other lock an insert waits for is the transaction that holds its
+// idempotency key. Asked only after such a wait.
+func (s *Service) lockWaitError(ctx context.Context) error {
+	var locked bool
+	if err := s.pool.QueryRow(ctx, tablesLockedSQL).Scan(&locked); err != nil {
+		return fmt.Errorf("insert waited too long for a lock, and what held it could not be read: %w", err)
+	}
+	if locked {
+		return ErrTablesLocked
+	}
+	return ErrKeyInUse
 }
 
 // insertWaiting is insert whose statement waits at most lockWait for a
