@@ -360,6 +360,19 @@ func TestKeyedCreateTablesLocked(t *testing.T) {
 	_, created, err := bundle.svc.Create(ctx, req)
 	require.NoError(t, err)
 	require.True(t, created)
+
+	// The same tables of another database (pg_locks is the cluster's,
+	// and their OIDs may be the same): not ours, so a held key is a key.
+	other := setupRegistered(t, false)
+	releaseOther := lockTasks(t, other.pool)
+	defer releaseOther()
+	holder, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Rollback(context.WithoutCancel(ctx)) })
+	_, err = holder.Exec(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => 'held-here')`)
+	require.NoError(t, err)
+	_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "held-here"})
+	require.ErrorIs(t, err, task.ErrKeyInUse)
 }
 
 func TestGroupCommitCancel(t *testing.T) {

@@ -230,6 +230,9 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 const tablesLockedSQL = `SELECT EXISTS (
     SELECT 1 FROM pg_locks
     WHERE granted AND locktype = 'relation'
+      -- pg_locks is the whole cluster's: another database's tables may
+      -- have the same OIDs.
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND relation IN ('river_job'::regclass, 'task_records'::regclass)
       AND mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))`
 
