@@ -351,6 +351,41 @@ func TestRequestTimeoutIs503(t *testing.T) {
 // TestKeyHeldByOpenTransaction: a create whose idempotency key an app's SQL
 // enqueue holds, uncommitted, is 409 with Retry-After and writes nothing;
 // once the holder rolls back, the same request creates its task.
+// TestDeadlockIs503: an insert that Postgres picks as a deadlock's victim
+// (here with a session that locks task_records, then river_job, as DDL of
+// a migration may) was rolled back and may be sent again: 503 with
+// Retry-After, not a 500. The rolling-deploy chaos scenario showed the
+// old release answering 500 to deadlocks with the migrations.
+func TestDeadlockIs503(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	bundle := setup(t)
+	before := countRows(t, bundle.pool)
+	locker, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = locker.Rollback(context.WithoutCancel(ctx)) })
+	_, err = locker.Exec(ctx, "LOCK TABLE task_records IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	answer := make(chan *response, 1)
+	go func() { answer <- bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop"}`) }()
+	// The insert holds river_job and waits for task_records; the locker
+	// then asks for river_job: a cycle, and the insert waited first.
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%river_job%'`).Scan(&n))
+		return n == 1
+	}, 30*time.Second, 5*time.Millisecond)
+	_, err = locker.Exec(ctx, "LOCK TABLE river_job IN EXCLUSIVE MODE")
+	require.NoError(t, err, "the insert, not the locker, was the deadlock's victim")
+	r := <-answer
+	requireProblem(t, r, http.StatusServiceUnavailable, "")
+	require.Equal(t, "1", r.header.Get("Retry-After"))
+	require.NoError(t, locker.Rollback(ctx))
+	require.Equal(t, before, countRows(t, bundle.pool), "nothing written")
+}
+
 func TestKeyHeldByOpenTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -372,17 +407,4 @@ func TestKeyHeldByOpenTransaction(t *testing.T) {
 	require.NoError(t, holder.Rollback(ctx))
 	r = bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop", "idempotency_key": "held"}`)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
-
-	// The tables themselves locked by another session (a migration's DDL,
-	// LOCK TABLE) are the server's condition: 503, not the key's 409.
-	locker, err := bundle.pool.Begin(ctx)
-	require.NoError(t, err)
-	_, err = locker.Exec(ctx, "LOCK TABLE task_records IN EXCLUSIVE MODE")
-	require.NoError(t, err)
-	before = countRows(t, bundle.pool)
-	r = bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop", "idempotency_key": "behind-a-lock"}`)
-	requireProblem(t, r, http.StatusServiceUnavailable, "the task tables are locked by another session")
-	require.Equal(t, "1", r.header.Get("Retry-After"))
-	require.NoError(t, locker.Rollback(ctx))
-	require.Equal(t, before, countRows(t, bundle.pool), "nothing written")
 }

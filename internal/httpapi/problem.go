@@ -94,10 +94,6 @@ func problemOf(header http.Header, r *http.Request, logger *slog.Logger, err err
 	case errors.Is(err, task.ErrKeyInUse):
 		header.Set("Retry-After", "1")
 		p.Status, p.Detail = http.StatusConflict, err.Error()
-	case errors.Is(err, task.ErrTablesLocked):
-		logger.WarnContext(r.Context(), "task tables locked", slog.String("path", r.URL.Path))
-		header.Set("Retry-After", "1")
-		p.Status, p.Detail = http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, task.ErrIdempotencyConflict), errors.Is(err, task.ErrJobDeleted), errors.Is(err, task.ErrAttemptLimit):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -157,9 +153,11 @@ func isUnavailable(err error) bool {
 		return true
 	case errors.As(err, &pgErr):
 		// Class 08: connection exception; 57P01-57P03: the server is
-		// shutting down or starting; 57014: statement timeout.
+		// shutting down or starting; 57014: statement timeout; 40001 and
+		// 40P01: a serialization failure or a deadlock (with a migration's
+		// DDL, say), whose statement was rolled back and may be sent again.
 		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
-			pgErr.Code == "57P03" || pgErr.Code == "57014"
+			pgErr.Code == "57P03" || pgErr.Code == "57014" || pgErr.Code == "40001" || pgErr.Code == "40P01"
 	default:
 		return pgconn.SafeToRetry(err)
 	}

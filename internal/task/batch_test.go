@@ -336,33 +336,64 @@ func TestGroupCommitLoneKeyHeldElsewhere(t *testing.T) {
 	require.Equal(t, id, tk.ID)
 }
 
-// TestKeyedCreateTablesLocked: a keyed create that gives up its wait
-// because another session holds the task tables (LOCK TABLE, a
-// migration's DDL) is told so (ErrTablesLocked, a 503), not that its key
-// is in use (ErrKeyInUse, a 409 that blames the client's own request).
-// Nothing is written, and once the lock is gone the request is created.
-// Found by make chaos: its overload scenario, which locks task_records
-// under load, saw a 409.
+// TestKeyedCreateTablesLocked: a keyed create whose bounded wait
+// (flightLockWait) was for the task tables themselves, locked by another
+// session (LOCK TABLE, a migration's DDL), not for its key, waits on as a
+// request without a key does, and is created once the lock goes. It was
+// told ErrKeyInUse, a 409 that blames the client's own request for the
+// server's condition (found by make chaos: its overload scenario locks
+// task_records under load, and a rolling deploy's migrations lock tables).
 func TestKeyedCreateTablesLocked(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	bundle := setupRegistered(t, false)
 	release := lockTasks(t, bundle.pool)
 	req := task.CreateRequest{Kind: "noop", IdempotencyKey: "behind-a-table-lock"}
-	_, _, err := bundle.svc.Create(ctx, req)
-	require.ErrorIs(t, err, task.ErrTablesLocked)
-	require.NotErrorIs(t, err, task.ErrKeyInUse)
-	release()
-	tasks, jobRows := countRows(t, bundle.pool)
-	require.Zero(t, tasks)
-	require.Zero(t, jobRows)
+	answer := make(chan createAnswer, 1)
+	go func() {
+		tk, created, err := bundle.svc.Create(ctx, req)
+		answer <- createAnswer{tk, created, err}
+	}()
 
-	_, created, err := bundle.svc.Create(ctx, req)
-	require.NoError(t, err)
-	require.True(t, created)
+	// The bounded statement waits, gives up, and a second one waits on:
+	// two waiting statements seen one after the other (query_start).
+	waiting := func() (time.Time, bool) {
+		var start time.Time
+		err := bundle.pool.QueryRow(ctx, `SELECT query_start FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%river_job%'`).Scan(&start)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return time.Time{}, false
+		}
+		require.NoError(t, err)
+		return start, true
+	}
+	var first time.Time
+	require.Eventually(t, func() bool {
+		var ok bool
+		first, ok = waiting()
+		return ok
+	}, 30*time.Second, time.Millisecond)
+	var early *createAnswer
+	require.Eventually(t, func() bool {
+		select {
+		case a := <-answer:
+			early = &a
+			return true
+		default:
+		}
+		next, ok := waiting()
+		return ok && next.After(first)
+	}, 30*time.Second, 5*time.Millisecond, "the keyed insert waits on after its bound")
+	if early != nil {
+		require.Failf(t, "answered while the tables were still locked", "%v", early.err)
+	}
+	release()
+	a := <-answer
+	require.NoError(t, a.err)
+	require.True(t, a.created)
 
 	// The same tables of another database (pg_locks is the cluster's,
-	// and their OIDs may be the same): not ours, so a held key is a key.
+	// and their OIDs may be the same) are not ours: a held key is a key.
 	other := setupRegistered(t, false)
 	releaseOther := lockTasks(t, other.pool)
 	defer releaseOther()

@@ -24,13 +24,6 @@ var (
 	// if the holder rolled back.
 	ErrKeyInUse = errors.New("a request with this idempotency key is still in progress in another transaction; retry shortly")
 
-	// ErrTablesLocked means a request with an idempotency key waited
-	// flightLockWait for the task tables themselves, which another session
-	// holds (LOCK TABLE, DDL, a migration), and wrote nothing: the server's
-	// condition, not the request's. Requests without a key wait as long as
-	// the request may.
-	ErrTablesLocked = errors.New("the task tables are locked by another session (maintenance or a migration); retry shortly")
-
 	// ErrJobDeleted means the task finished long enough ago that River's
 	// cleaner removed its job, so it can no longer be retried.
 	ErrJobDeleted = errors.New("task's job was removed after its retention period; submit a new task instead")

@@ -217,10 +217,20 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 		return s.insertWaiting(ctx, p, 0)
 	}
 	job, found, err = s.insertWaiting(ctx, p, flightLockWait)
-	if errors.Is(err, errLockWait) {
-		err = s.lockWaitError(ctx)
+	if !errors.Is(err, errLockWait) {
+		return job, found, err
 	}
-	return job, found, err
+	locked, err := s.tablesLocked(ctx)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case locked:
+		// Another session holds the tables themselves (a migration's DDL,
+		// LOCK TABLE), not this key: wait as a request without a key does,
+		// for as long as the request may.
+		return s.insertWaiting(ctx, p, 0)
+	}
+	return nil, nil, ErrKeyInUse
 }
 
 // tablesLockedSQL tells whether another session holds a lock on river_job
@@ -236,20 +246,16 @@ const tablesLockedSQL = `SELECT EXISTS (
       AND relation IN ('river_job'::regclass, 'task_records'::regclass)
       AND mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))`
 
-// lockWaitError is the error of a keyed insert that gave up waiting for a
-// lock: ErrTablesLocked when another session holds the tables themselves
-// (a server-side wait, whoever the caller), else ErrKeyInUse, since the
-// one other lock an insert waits for is the transaction that holds its
-// idempotency key. Asked only after such a wait.
-func (s *Service) lockWaitError(ctx context.Context) error {
+// tablesLocked tells, after a keyed insert gave up waiting for a lock,
+// whether another session holds the task tables themselves; if not, the
+// insert waited for the one other lock it can meet, the transaction that
+// holds its idempotency key.
+func (s *Service) tablesLocked(ctx context.Context) (bool, error) {
 	var locked bool
 	if err := s.pool.QueryRow(ctx, tablesLockedSQL).Scan(&locked); err != nil {
-		return fmt.Errorf("insert waited too long for a lock, and what held it could not be read: %w", err)
+		return false, fmt.Errorf("insert waited too long for a lock, and what held it could not be read: %w", err)
 	}
-	if locked {
-		return ErrTablesLocked
-	}
-	return ErrKeyInUse
+	return locked, nil
 }
 
 // insertWaiting is insert whose statement waits at most lockWait for a
