@@ -367,8 +367,27 @@ func TestDeadlockIs503(t *testing.T) {
 	_, err = locker.Exec(ctx, "LOCK TABLE task_records IN EXCLUSIVE MODE")
 	require.NoError(t, err)
 
-	answer := make(chan *response, 1)
-	go func() { answer <- bundle.do(t, http.MethodPost, "/v1/tasks", `{"kind": "noop"}`) }()
+	type answered struct {
+		status     int
+		retryAfter string
+		err        error
+	}
+	answer := make(chan answered, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, bundle.srv.URL+"/v1/tasks", strings.NewReader(`{"kind": "noop"}`))
+		if err != nil {
+			answer <- answered{err: err}
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answer <- answered{err: err}
+			return
+		}
+		_ = resp.Body.Close()
+		answer <- answered{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	}()
 	// The insert holds river_job and waits for task_records; the locker
 	// then asks for river_job: a cycle, and the insert waited first.
 	require.Eventually(t, func() bool {
@@ -380,8 +399,9 @@ func TestDeadlockIs503(t *testing.T) {
 	_, err = locker.Exec(ctx, "LOCK TABLE river_job IN EXCLUSIVE MODE")
 	require.NoError(t, err, "the insert, not the locker, was the deadlock's victim")
 	r := <-answer
-	requireProblem(t, r, http.StatusServiceUnavailable, "")
-	require.Equal(t, "1", r.header.Get("Retry-After"))
+	require.NoError(t, r.err)
+	require.Equal(t, http.StatusServiceUnavailable, r.status)
+	require.Equal(t, "1", r.retryAfter)
 	require.NoError(t, locker.Rollback(ctx))
 	require.Equal(t, before, countRows(t, bundle.pool), "nothing written")
 }
