@@ -392,6 +392,58 @@ func TestKeyedCreateTablesLocked(t *testing.T) {
 	require.NoError(t, a.err)
 	require.True(t, a.created)
 
+	// A table lock still queued (DDL behind a long transaction, found by
+	// an attacker) makes the insert queue behind it as well: the same.
+	long, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = long.Rollback(context.WithoutCancel(ctx)) })
+	_, err = long.Exec(ctx, "LOCK TABLE task_records IN ROW EXCLUSIVE MODE")
+	require.NoError(t, err)
+	ddl, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ddl.Rollback(context.WithoutCancel(ctx)) })
+	ddlDone := make(chan error, 1)
+	go func() {
+		_, err := ddl.Exec(ctx, "LOCK TABLE task_records IN SHARE MODE")
+		ddlDone <- err
+	}()
+	require.Eventually(t, func() bool {
+		var queued bool
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE NOT granted AND mode = 'ShareLock' AND relation = 'task_records'::regclass)`).Scan(&queued))
+		return queued
+	}, 30*time.Second, time.Millisecond)
+	req.IdempotencyKey = "behind-a-queued-lock"
+	go func() {
+		tk, created, err := bundle.svc.Create(ctx, req)
+		answer <- createAnswer{tk, created, err}
+	}()
+	require.Eventually(t, func() bool {
+		var ok bool
+		first, ok = waiting()
+		return ok
+	}, 30*time.Second, time.Millisecond)
+	early = nil
+	require.Eventually(t, func() bool {
+		select {
+		case a := <-answer:
+			early = &a
+			return true
+		default:
+		}
+		next, ok := waiting()
+		return ok && next.After(first)
+	}, 30*time.Second, 5*time.Millisecond, "the keyed insert waits on behind a queued table lock")
+	if early != nil {
+		require.Failf(t, "answered while a table lock was queued", "%v", early.err)
+	}
+	require.NoError(t, long.Rollback(ctx))
+	require.NoError(t, <-ddlDone)
+	require.NoError(t, ddl.Rollback(ctx))
+	a = <-answer
+	require.NoError(t, a.err)
+	require.True(t, a.created)
+
 	// The same tables of another database (pg_locks is the cluster's,
 	// and their OIDs may be the same) are not ours: a held key is a key.
 	other := setupRegistered(t, false)

@@ -233,13 +233,14 @@ func (s *Service) insert(ctx context.Context, p *Prepared) (job *rivertype.JobRo
 	return nil, nil, ErrKeyInUse
 }
 
-// tablesLockedSQL tells whether another session holds a lock on river_job
-// or task_records that an INSERT's ROW EXCLUSIVE lock waits for (LOCK
-// TABLE, most DDL, a migration). Inline, not sqlc: sqlc's catalog has no
-// pg_locks.
+// tablesLockedSQL tells whether another session holds, or waits for, a
+// lock on river_job or task_records that an INSERT's ROW EXCLUSIVE lock
+// waits for (LOCK TABLE, most DDL, a migration): a request queued behind a
+// long transaction makes later inserts queue behind it too. Inline, not
+// sqlc: sqlc's catalog has no pg_locks.
 const tablesLockedSQL = `SELECT EXISTS (
     SELECT 1 FROM pg_locks
-    WHERE granted AND locktype = 'relation'
+    WHERE locktype = 'relation'
       -- pg_locks is the whole cluster's: another database's tables may
       -- have the same OIDs.
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -247,9 +248,10 @@ const tablesLockedSQL = `SELECT EXISTS (
       AND mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))`
 
 // tablesLocked tells, after a keyed insert gave up waiting for a lock,
-// whether another session holds the task tables themselves; if not, the
-// insert waited for the one other lock it can meet, the transaction that
-// holds its idempotency key.
+// whether another session holds or waits for the task tables themselves;
+// if not, the insert waited for the one other lock it can meet, the
+// transaction that holds its idempotency key. (A table lock released
+// between the two is taken for the key: a 409 with Retry-After, rarely.)
 func (s *Service) tablesLocked(ctx context.Context) (bool, error) {
 	var locked bool
 	if err := s.pool.QueryRow(ctx, tablesLockedSQL).Scan(&locked); err != nil {
