@@ -54,6 +54,20 @@ func blockedInserts(t *testing.T, pool *pgxpool.Pool) int {
 	return n
 }
 
+// holdKey makes a task with key in a transaction it leaves open (an app's
+// SQL enqueue, not yet committed), and returns that transaction and the
+// task's id.
+func holdKey(t *testing.T, pool *pgxpool.Pool, key string) (pgx.Tx, int64) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	var id int64
+	require.NoError(t, tx.QueryRow(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => $1)`, key).Scan(&id))
+	return tx, id
+}
+
 type createAnswer struct {
 	task    *task.Task
 	created bool
@@ -235,11 +249,7 @@ func TestGroupCommitKeyHeldElsewhere(t *testing.T) {
 	held := map[string]int64{}
 	var holders []pgx.Tx
 	for _, key := range []string{"held-a", "held-b"} {
-		tx, err := bundle.pool.Begin(ctx)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
-		var id int64
-		require.NoError(t, tx.QueryRow(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => $1)`, key).Scan(&id))
+		tx, id := holdKey(t, bundle.pool, key)
 		held[key] = id
 		holders = append(holders, tx)
 	}
@@ -316,14 +326,10 @@ func TestGroupCommitLoneKeyHeldElsewhere(t *testing.T) {
 	ctx := t.Context()
 	bundle := setupRegistered(t, false)
 
-	tx, err := bundle.pool.Begin(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
-	var id int64
-	require.NoError(t, tx.QueryRow(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => 'lone-held')`).Scan(&id))
+	tx, id := holdKey(t, bundle.pool, "lone-held")
 
 	statementsBefore, _, aloneBefore := task.GroupStats(bundle.svc)
-	_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "lone-held"})
+	_, _, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "lone-held"})
 	require.ErrorIs(t, err, task.ErrKeyInUse)
 	statements, _, alone := task.GroupStats(bundle.svc)
 	require.Equal(t, aloneBefore, alone, "the flight's answer was final: the request did not go again alone")
@@ -348,13 +354,6 @@ func TestKeyedCreateTablesLocked(t *testing.T) {
 	ctx := t.Context()
 	bundle := setupRegistered(t, false)
 	release := lockTasks(t, bundle.pool)
-	req := task.CreateRequest{Kind: "noop", IdempotencyKey: "behind-a-table-lock"}
-	answer := make(chan createAnswer, 1)
-	go func() {
-		tk, created, err := bundle.svc.Create(ctx, req)
-		answer <- createAnswer{tk, created, err}
-	}()
-
 	// The bounded statement waits, gives up, and a second one waits on:
 	// two waiting statements seen one after the other (query_start).
 	waiting := func() (time.Time, bool) {
@@ -367,26 +366,38 @@ func TestKeyedCreateTablesLocked(t *testing.T) {
 		require.NoError(t, err)
 		return start, true
 	}
-	var first time.Time
-	require.Eventually(t, func() bool {
-		var ok bool
-		first, ok = waiting()
-		return ok
-	}, 30*time.Second, time.Millisecond)
-	var early *createAnswer
-	require.Eventually(t, func() bool {
-		select {
-		case a := <-answer:
-			early = &a
-			return true
-		default:
+	// createWaitingOn starts a keyed create, sees it wait on past its
+	// bound, and returns where its answer will come.
+	createWaitingOn := func(key, behind string) chan createAnswer {
+		answer := make(chan createAnswer, 1)
+		go func() {
+			tk, created, err := bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: key})
+			answer <- createAnswer{tk, created, err}
+		}()
+		var first time.Time
+		require.Eventually(t, func() bool {
+			var ok bool
+			first, ok = waiting()
+			return ok
+		}, 30*time.Second, time.Millisecond)
+		var early *createAnswer
+		require.Eventually(t, func() bool {
+			select {
+			case a := <-answer:
+				early = &a
+				return true
+			default:
+			}
+			next, ok := waiting()
+			return ok && next.After(first)
+		}, 30*time.Second, 5*time.Millisecond, "the keyed insert waits on "+behind)
+		if early != nil {
+			require.Failf(t, "answered while waiting "+behind, "%v", early.err)
 		}
-		next, ok := waiting()
-		return ok && next.After(first)
-	}, 30*time.Second, 5*time.Millisecond, "the keyed insert waits on after its bound")
-	if early != nil {
-		require.Failf(t, "answered while the tables were still locked", "%v", early.err)
+		return answer
 	}
+
+	answer := createWaitingOn("behind-a-table-lock", "behind a held table lock")
 	release()
 	a := <-answer
 	require.NoError(t, a.err)
@@ -413,30 +424,7 @@ func TestKeyedCreateTablesLocked(t *testing.T) {
 			WHERE NOT granted AND mode = 'ShareLock' AND relation = 'task_records'::regclass)`).Scan(&queued))
 		return queued
 	}, 30*time.Second, time.Millisecond)
-	req.IdempotencyKey = "behind-a-queued-lock"
-	go func() {
-		tk, created, err := bundle.svc.Create(ctx, req)
-		answer <- createAnswer{tk, created, err}
-	}()
-	require.Eventually(t, func() bool {
-		var ok bool
-		first, ok = waiting()
-		return ok
-	}, 30*time.Second, time.Millisecond)
-	early = nil
-	require.Eventually(t, func() bool {
-		select {
-		case a := <-answer:
-			early = &a
-			return true
-		default:
-		}
-		next, ok := waiting()
-		return ok && next.After(first)
-	}, 30*time.Second, 5*time.Millisecond, "the keyed insert waits on behind a queued table lock")
-	if early != nil {
-		require.Failf(t, "answered while a table lock was queued", "%v", early.err)
-	}
+	answer = createWaitingOn("behind-a-queued-lock", "behind a queued table lock")
 	require.NoError(t, long.Rollback(ctx))
 	require.NoError(t, <-ddlDone)
 	require.NoError(t, ddl.Rollback(ctx))
@@ -449,11 +437,7 @@ func TestKeyedCreateTablesLocked(t *testing.T) {
 	other := setupRegistered(t, false)
 	releaseOther := lockTasks(t, other.pool)
 	defer releaseOther()
-	holder, err := bundle.pool.Begin(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = holder.Rollback(context.WithoutCancel(ctx)) })
-	_, err = holder.Exec(ctx, `SELECT handoff.enqueue('noop', '{}', idempotency_key => 'held-here')`)
-	require.NoError(t, err)
+	holdKey(t, bundle.pool, "held-here")
 	_, _, err = bundle.svc.Create(ctx, task.CreateRequest{Kind: "noop", IdempotencyKey: "held-here"})
 	require.ErrorIs(t, err, task.ErrKeyInUse)
 }
